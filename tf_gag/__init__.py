@@ -1,0 +1,53 @@
+"""tf_gag: gradient saliency maps for TensorFlow/Keras image classifiers.
+
+Home of Guided AbsoluteGrad (GAG; Huang & Liu, "Guided AbsoluteGrad:
+Magnitude of Gradients Matters to Explanation's Localization and Saliency")
+and the methods it is compared with, all built as modification x
+interpretation x aggregation on one compiled gradient kernel.
+
+    >>> maps = tf_gag.explain(model, images)                  # GAG, (N, H, W) in [0, 1]
+    >>> maps = tf_gag.explain(model, images, "smoothgrad", variant="GA")
+    >>> tf_gag.list_methods()
+"""
+from .api import (
+    AbsoluteGrad,
+    BlurIG,
+    Explainer,
+    GradCAM,
+    GuidedAbsoluteGrad,
+    GuidedBackprop,
+    GuidedIG,
+    IntegratedGradients,
+    SmoothGrad,
+    VanillaGradient,
+    VarGrad,
+    attributions,
+    explain,
+    list_methods,
+)
+from .errors import PartialResultError
+from .methods.reversed import reverse_maps
+from .model import ModelAdapter, Preprocessing
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbsoluteGrad",
+    "BlurIG",
+    "Explainer",
+    "GradCAM",
+    "GuidedAbsoluteGrad",
+    "GuidedBackprop",
+    "GuidedIG",
+    "IntegratedGradients",
+    "ModelAdapter",
+    "PartialResultError",
+    "Preprocessing",
+    "SmoothGrad",
+    "VanillaGradient",
+    "VarGrad",
+    "attributions",
+    "explain",
+    "list_methods",
+    "reverse_maps",
+]

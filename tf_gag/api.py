@@ -1,0 +1,210 @@
+"""The public entry points: `Explainer`, one class per method, `explain`, `list_methods`."""
+import numbers
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from . import ops
+from .gradients import OBJECTIVES
+from .inputs import as_image_batch
+from .methods.gradcam import GradCam
+from .methods.pipeline import Pipeline
+from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method
+from .methods.reversed import reverse_maps
+from .model import ModelAdapter
+from .targets import resolve_targets
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed: expected an integer in [0, 2**31), got {seed!r}")
+    return int(seed)
+
+
+def _check_reverse(reverse):
+    if reverse is None:
+        return None
+    if not isinstance(reverse, (tuple, list)) or len(reverse) != 2:
+        raise ValueError(f"reverse: expected (top, swap) fractions such as (0.07, 0.10), got {reverse!r}")
+    return tuple(reverse)
+
+
+class Explainer:
+    """A saliency method bound to a model, for repeated use.
+
+    Args:
+      model: a Keras model, a loaded SavedModel, a callable returning logits,
+        or a `ModelAdapter` (see `tf_gag.ModelAdapter`).
+      method: a name or alias from `list_methods()`; the per-method
+        subclasses (`GuidedAbsoluteGrad`, `SmoothGrad`, ...) fix it.
+      batch_size: the most forward+backward passes in one call, counted over
+        images x samples (a GAG map with n = 20 is 20 passes).
+      seed: seeds the noise and random baselines. An image's map depends on
+        the image, its target, the options and the seed only.
+      variant: the paper's gradient-processing ablation, one of ``"+"``,
+        ``"-"``, ``"A"``, ``"G"``, ``"GA"`` (SmoothGrad, IG, Guided IG,
+        BlurIG, Guided Backprop).
+      reverse: ``(top, swap)`` fractions: return the reversed ("misplaced")
+        map of Proposition 1 (see `tf_gag.reverse_maps`).
+      **options: the method's options; `list_methods()` shows each method's
+        options and defaults.
+    """
+
+    method = None
+
+    def __init__(self, model, method=None, *, batch_size=32, seed=0, variant=None, reverse=None, **options):
+        method = method or self.method
+        if method is None:
+            raise ValueError("method: expected a method name; see tf_gag.list_methods()")
+        self.preset = resolve_method(method)
+        self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
+        self.batch_size = _check_batch_size(batch_size)
+        self.seed = _check_seed(seed)
+        self.variant = variant
+        self.reverse = _check_reverse(reverse)
+        defaults = option_defaults(self.preset, variant)
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise ValueError(
+                f"options: {self.preset.name} does not take {unknown}; its options are {sorted(defaults)}"
+            )
+        self.options = {**defaults, **options}
+        if self.options["objective"] not in OBJECTIVES:
+            raise ValueError(f"objective: expected one of {list(OBJECTIVES)}, got {self.options['objective']!r}")
+        if self.preset.modification == "gradcam":
+            self._engine = GradCam(self.adapter, self.options["layer"], self.options["objective"])
+        else:
+            black = None
+            if self.adapter.preprocessing is not None:
+                black = self.adapter.preprocessing.to_model(0.0).numpy()
+            modification, interpretation, aggregation = build_parts(self.preset, variant, self.options, black)
+            self._engine = Pipeline(
+                self.adapter,
+                modification,
+                interpretation,
+                aggregation,
+                guided=self.preset.guided_relu,
+                objective=self.options["objective"],
+            )
+        if self.reverse is not None:
+            reverse_maps(tf.zeros((1, 2, 2)), *self.reverse)  # validates the fractions now
+
+    def _prepare(self, images, targets):
+        images = as_image_batch(images, self.adapter.input_shape)
+        first = self.adapter.predict_logits(images[:1], 1)
+        num_classes = first.shape[1]
+        ids = resolve_targets(
+            targets,
+            len(images),
+            num_classes,
+            predicted=lambda: self.adapter.predict_logits(images, self.batch_size).argmax(axis=1),
+        )
+        return images, ids
+
+    def attributions(self, images, targets=None, *, on_progress=None):
+        """Raw, unreduced attributions: float32 (N, H, W, C); Grad-CAM gives (N, H, W, 1).
+
+        ``on_progress(k)`` is called after every chunk with the number of
+        forward+backward passes it ran.
+        """
+        images, ids = self._prepare(images, targets)
+        if isinstance(self._engine, GradCam):
+            return self._engine.attributions(images, ids, batch_size=self.batch_size, on_progress=on_progress)
+        return self._engine.attributions(
+            images, ids, batch_size=self.batch_size, seed=self.seed, on_progress=on_progress
+        )
+
+    def explain(self, images, targets=None, *, on_progress=None):
+        """Saliency maps: float32 (N, H, W), each min-max normalised to [0, 1].
+
+        Channels are reduced by summing absolute values; a constant map
+        becomes all zeros.
+        """
+        maps = ops.normalize_maps(ops.reduce_channels(self.attributions(images, targets, on_progress=on_progress)))
+        if self.reverse is not None:
+            maps = reverse_maps(maps, *self.reverse)
+        return maps.numpy().astype(np.float32)
+
+
+def _method_class(preset_name, class_name):
+    preset = PRESETS[preset_name]
+    doc = (
+        f"{preset.summary}. ``{class_name}(model, **options).explain(images, targets)``; "
+        f"see `Explainer` for the common arguments. Options and defaults: {option_defaults(preset)}."
+    )
+    return type(class_name, (Explainer,), {"method": preset_name, "__doc__": doc})
+
+
+VanillaGradient = _method_class("vanilla_gradient", "VanillaGradient")
+SmoothGrad = _method_class("smoothgrad", "SmoothGrad")
+VarGrad = _method_class("vargrad", "VarGrad")
+AbsoluteGrad = _method_class("absolute_grad", "AbsoluteGrad")
+GuidedAbsoluteGrad = _method_class("guided_absolute_grad", "GuidedAbsoluteGrad")
+IntegratedGradients = _method_class("integrated_gradients", "IntegratedGradients")
+GuidedIG = _method_class("guided_ig", "GuidedIG")
+BlurIG = _method_class("blur_ig", "BlurIG")
+GuidedBackprop = _method_class("guided_backprop", "GuidedBackprop")
+GradCAM = _method_class("grad_cam", "GradCAM")
+
+
+_EXPLAINERS = weakref.WeakKeyDictionary()
+
+
+def _explainer_for(model, method, **settings):
+    """An `Explainer`, reused across calls with the same model and settings.
+
+    Reuse keeps its compiled graphs, so repeated one-line `explain` calls do
+    not trace again. Settings that cannot be hashed (an array baseline) build
+    a fresh explainer.
+    """
+    try:
+        key = (method, tuple(sorted(settings.items())))
+        hash(key)
+        per_model = _EXPLAINERS.setdefault(model, {})
+    except TypeError:
+        return Explainer(model, method, **settings)
+    if key not in per_model:
+        per_model[key] = Explainer(model, method, **settings)
+    return per_model[key]
+
+
+def explain(model, images, method="guided_absolute_grad", targets=None, *, batch_size=32, seed=0,
+            variant=None, reverse=None, **method_options):
+    """Saliency maps for a batch of images in one call.
+
+    Returns float32 (N, H, W) maps in [0, 1]. ``images`` is an (N, H, W, C)
+    array or tensor in the model's input space (what ``model.predict`` takes),
+    or one (H, W, C) image. ``targets``: None (each image's top class), an
+    int, N ints, or (N, classes) one-hot. See `Explainer` for the rest.
+    """
+    explainer = _explainer_for(
+        model, method, batch_size=batch_size, seed=seed, variant=variant, reverse=reverse, **method_options
+    )
+    return explainer.explain(images, targets)
+
+
+def attributions(model, images, method="guided_absolute_grad", targets=None, *, batch_size=32, seed=0,
+                 variant=None, **method_options):
+    """Raw (N, H, W, C) attributions, before channel reduction and normalisation."""
+    explainer = _explainer_for(model, method, batch_size=batch_size, seed=seed, variant=variant, **method_options)
+    return explainer.attributions(images, targets)
+
+
+def list_methods():
+    """{method name: {"aliases", "summary", "options" (defaults), "variants"}} for every method."""
+    return {
+        name: {
+            "aliases": list(p.aliases),
+            "summary": p.summary,
+            "options": option_defaults(p),
+            "variants": ["+", "-", "A", "G", "GA"] if p.variants else [],
+        }
+        for name, p in PRESETS.items()
+    }

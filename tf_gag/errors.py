@@ -1,0 +1,15 @@
+"""Exceptions that carry what was computed before a failure."""
+
+
+class PartialResultError(RuntimeError):
+    """A batch failed part-way; the results already computed are kept.
+
+    Attributes:
+      partial: the output array, filled for the completed images (zeros elsewhere).
+      completed: boolean mask over images, True where ``partial`` is final.
+    """
+
+    def __init__(self, message, partial, completed):
+        super().__init__(message)
+        self.partial = partial
+        self.completed = completed

@@ -1,0 +1,1 @@
+"""Method parts (modifications, interpretations, aggregations), presets, Grad-CAM, reversal."""
