@@ -1,0 +1,108 @@
+"""Bad input: one clear error naming the argument, raised before heavy work."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_gag
+
+
+@pytest.fixture(scope="module")
+def small():
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(5)])
+    return model, np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "images, error, match",
+    [
+        (np.zeros((2, 4, 4)), ValueError, r"images: the model expects \(H, W, C\)"),
+        (np.zeros((4, 4)), ValueError, r"images: expected shape \(N, H, W, C\)"),
+        (np.zeros((2, 4, 4, 1)), ValueError, r"channels differs"),
+        (np.zeros((2, 5, 4, 3)), ValueError, r"height differs"),
+        (np.zeros((0, 4, 4, 3)), ValueError, r"images: the batch is empty"),
+        (np.array([[["a"]]]), TypeError, r"images: expected a numeric"),
+        (np.zeros((1, 4, 4, 3), bool), TypeError, r"images: expected a numeric"),
+        ("cat.jpg", TypeError, r"images: expected an \(N, H, W, C\) array"),
+    ],
+)
+def test_bad_images(small, images, error, match):
+    with pytest.raises(error, match=match):
+        tf_gag.explain(small[0], images, "vg")
+
+
+def test_nan_and_inf_images_name_the_image(small):
+    images = small[1].copy()
+    images[1, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"images: NaN or Inf values in image\(s\) \[1\]"):
+        tf_gag.explain(small[0], images)
+    images[1, 0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        tf_gag.explain(small[0], tf.constant(images))
+
+
+@pytest.mark.parametrize(
+    "targets, error, match",
+    [
+        (5, ValueError, r"targets: class ids must lie in \[0, 4\].*\[5, 5\]"),
+        (-1, ValueError, r"targets: class ids must lie in \[0, 4\]"),
+        ([1, 2, 3], ValueError, r"targets: expected 2 class ids"),
+        ([1.5, 2], TypeError, r"targets: class ids must be whole numbers"),
+        (np.eye(5)[:2] * 2, ValueError, r"targets: one-hot rows"),
+        (np.eye(4)[:2], ValueError, r"targets: one-hot targets must have shape \(2, 5\)"),
+        (True, TypeError, r"targets: expected None"),
+        (["a", "b"], TypeError, r"targets: expected integers"),
+    ],
+)
+def test_bad_targets(small, targets, error, match):
+    with pytest.raises(error, match=match):
+        tf_gag.explain(small[0], small[1], "vg", targets)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "nope"}, r"method: unknown method 'nope'; choose one of"),
+        ({"method": "gag", "n_sample": 5}, r"options: guided_absolute_grad does not take \['n_sample'\]"),
+        ({"method": "gag", "batch_size": 0}, r"batch_size: expected an integer >= 1, got 0"),
+        ({"method": "gag", "seed": -1}, r"seed: expected an integer"),
+        ({"method": "gag", "p": 2}, r"p: expected a quantile in \[0, 1\]"),
+        ({"method": "vargrad", "n_samples": 1}, r"n_samples: a variance needs at least 2 samples"),
+        ({"method": "sg", "n_samples": 0}, r"n_samples: expected an integer >= 1"),
+        ({"method": "sg", "noise_level": -1}, r"noise_level: expected a number"),
+        ({"method": "vg", "variant": "GA"}, r"variant: vanilla_gradient has no ablation variants"),
+        ({"method": "sg", "variant": "X"}, r"variant: expected one of"),
+        ({"method": "sg", "reverse": (0.6, 0.3)}, r"reverse: top \+ 2 \* swap"),
+        ({"method": "ig", "baseline": "black"}, r"baseline: 'black' needs the model's preprocessing"),
+        ({"method": "ig", "objective": "loss"}, r"objective: expected one of"),
+        ({"method": "blur_ig", "kernel_size": 4}, r"kernel_size: expected an odd integer"),
+    ],
+)
+def test_bad_options(small, kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        tf_gag.Explainer(small[0], **kwargs)
+
+
+def test_kernel_too_large_for_image(small):
+    with pytest.raises(ValueError, match=r"kernel_size: 41 is too large for 4x4 images"):
+        tf_gag.explain(small[0], small[1], "blur_ig", kernel_size=41)
+
+
+def test_multi_input_model_is_refused():
+    a, b = keras.Input((4, 4, 3)), keras.Input((2,))
+    out = keras.layers.Dense(2)(keras.layers.Concatenate()([keras.layers.Flatten()(a), b]))
+    with pytest.raises(ValueError, match="model: has 2 inputs"):
+        tf_gag.explain(keras.Model([a, b], out), np.zeros((1, 4, 4, 3)))
+
+
+def test_not_a_model():
+    with pytest.raises(TypeError, match="model: expected a keras.Model"):
+        tf_gag.explain(42, np.zeros((1, 4, 4, 3)))
+
+
+def test_constant_image_and_constant_map_are_not_nan(small):
+    maps = tf_gag.explain(small[0], np.ones((2, 4, 4, 3), np.float32), "gag", n_samples=4)
+    assert np.all(np.isfinite(maps))
+    zero_model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2, kernel_initializer="zeros")])
+    maps = tf_gag.explain(zero_model, small[1], "vg")
+    assert np.all(maps == 0)
