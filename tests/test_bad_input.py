@@ -106,3 +106,19 @@ def test_constant_image_and_constant_map_are_not_nan(small):
     zero_model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2, kernel_initializer="zeros")])
     maps = tf_gag.explain(zero_model, small[1], "vg")
     assert np.all(maps == 0)
+
+
+def test_failed_chunk_keeps_finished_images():
+    """A runtime failure in the second chunk keeps the first chunk's attributions."""
+
+    def fragile(x):
+        check = tf.debugging.assert_less(tf.reduce_max(x), 100.0, message="value too large")
+        with tf.control_dependencies([check]):
+            return tf.stack([tf.reduce_sum(x, axis=[1, 2, 3]), -tf.reduce_sum(x, axis=[1, 2, 3])], axis=1)
+
+    images = np.ones((3, 2, 2, 1), np.float32)
+    images[2] = 200.0
+    with pytest.raises(tf_gag.PartialResultError, match="after 2 of 3 images") as info:
+        tf_gag.attributions(fragile, images, "vg", 0, batch_size=2)
+    np.testing.assert_array_equal(info.value.completed, [True, True, False])
+    np.testing.assert_allclose(info.value.partial[:2], 1.0)

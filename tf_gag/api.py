@@ -3,7 +3,6 @@ import numbers
 import weakref
 
 import numpy as np
-import tensorflow as tf
 
 from . import ops
 from .gradients import OBJECTIVES
@@ -11,7 +10,7 @@ from .inputs import as_image_batch
 from .methods.gradcam import GradCam
 from .methods.pipeline import Pipeline
 from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method
-from .methods.reversed import reverse_maps
+from .methods.reversed import check_reverse, reverse_maps
 from .model import ModelAdapter
 from .targets import resolve_targets
 
@@ -33,7 +32,7 @@ def _check_reverse(reverse):
         return None
     if not isinstance(reverse, (tuple, list)) or len(reverse) != 2:
         raise ValueError(f"reverse: expected (top, swap) fractions such as (0.07, 0.10), got {reverse!r}")
-    return tuple(reverse)
+    return check_reverse(*reverse)
 
 
 class Explainer:
@@ -93,8 +92,6 @@ class Explainer:
                 guided=self.preset.guided_relu,
                 objective=self.options["objective"],
             )
-        if self.reverse is not None:
-            reverse_maps(tf.zeros((1, 2, 2)), *self.reverse)  # validates the fractions now
 
     def _prepare(self, images, targets):
         images = as_image_batch(images, self.adapter.input_shape)
@@ -112,7 +109,9 @@ class Explainer:
         """Raw, unreduced attributions: float32 (N, H, W, C); Grad-CAM gives (N, H, W, 1).
 
         ``on_progress(k)`` is called after every chunk with the number of
-        forward+backward passes it ran.
+        forward+backward passes it ran. If a chunk fails, the
+        `PartialResultError` raised holds the attributions of the images
+        already finished (``partial``, ``completed``).
         """
         images, ids = self._prepare(images, targets)
         if isinstance(self._engine, GradCam):

@@ -20,16 +20,22 @@ def _check_fraction(name, value):
     return float(value)
 
 
+def check_reverse(top, swap):
+    """Validated (top, swap) fractions; the swapped bands must not overlap."""
+    top = _check_fraction("top", top)
+    swap = _check_fraction("swap", swap)
+    if top + 2 * swap > 1.0 + 1e-12:
+        raise ValueError(f"reverse: top + 2 * swap must be at most 1, got top={top}, swap={swap}")
+    return top, swap
+
+
 def reverse_maps(maps, top=0.07, swap=0.10):
     """Reversed copies of (N, H, W) maps; see the module docstring.
 
     Ranks are by value, highest first, ties broken by pixel order. Requires
     ``top + 2 * swap <= 1`` so the swapped bands do not overlap.
     """
-    top = _check_fraction("top", top)
-    swap = _check_fraction("swap", swap)
-    if top + 2 * swap > 1.0 + 1e-12:
-        raise ValueError(f"reverse: top + 2 * swap must be at most 1, got top={top}, swap={swap}")
+    top, swap = check_reverse(top, swap)
     maps = tf.convert_to_tensor(maps, tf.float32)
     if maps.shape.rank != 3:
         raise ValueError(f"maps: expected shape (N, H, W), got {tuple(maps.shape)}")
