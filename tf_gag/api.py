@@ -1,6 +1,6 @@
 """The public entry points: `Explainer`, one class per method, `explain`, `list_methods`."""
+import collections
 import numbers
-import weakref
 
 import numpy as np
 
@@ -153,25 +153,31 @@ GuidedBackprop = _method_class("guided_backprop", "GuidedBackprop")
 GradCAM = _method_class("grad_cam", "GradCAM")
 
 
-_EXPLAINERS = weakref.WeakKeyDictionary()
+_EXPLAINERS = collections.OrderedDict()
+_CACHED_EXPLAINERS = 8
 
 
 def _explainer_for(model, method, **settings):
     """An `Explainer`, reused across calls with the same model and settings.
 
     Reuse keeps its compiled graphs, so repeated one-line `explain` calls do
-    not trace again. Settings that cannot be hashed (an array baseline) build
-    a fresh explainer.
+    not trace again. The cache holds the 8 most recently used explainers (and
+    so keeps their models alive until they drop out). Settings that cannot be
+    hashed (an array baseline) build a fresh explainer.
     """
+    key = (id(model), method, tuple(sorted(settings.items())))
     try:
-        key = (method, tuple(sorted(settings.items())))
-        hash(key)
-        per_model = _EXPLAINERS.setdefault(model, {})
+        cached = _EXPLAINERS.get(key)
     except TypeError:
         return Explainer(model, method, **settings)
-    if key not in per_model:
-        per_model[key] = Explainer(model, method, **settings)
-    return per_model[key]
+    if cached is not None and cached[0] is model:
+        _EXPLAINERS.move_to_end(key)
+        return cached[1]
+    explainer = Explainer(model, method, **settings)
+    _EXPLAINERS[key] = (model, explainer)
+    while len(_EXPLAINERS) > _CACHED_EXPLAINERS:
+        _EXPLAINERS.popitem(last=False)
+    return explainer
 
 
 def explain(model, images, method="guided_absolute_grad", targets=None, *, batch_size=32, seed=0,
