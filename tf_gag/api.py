@@ -95,14 +95,10 @@ class Explainer:
 
     def _prepare(self, images, targets):
         images = as_image_batch(images, self.adapter.input_shape)
-        first = self.adapter.predict_logits(images[:1], 1)
-        num_classes = first.shape[1]
-        ids = resolve_targets(
-            targets,
-            len(images),
-            num_classes,
-            predicted=lambda: self.adapter.predict_logits(images, self.batch_size).argmax(axis=1),
-        )
+        # Top classes need every image's logits; explicit targets only the class count.
+        probe = images if targets is None else images[:1]
+        logits = self.adapter.predict_logits(probe, self.batch_size)
+        ids = resolve_targets(targets, len(images), logits.shape[1], predicted=lambda: logits.argmax(axis=1))
         return images, ids
 
     def attributions(self, images, targets=None, *, on_progress=None):
