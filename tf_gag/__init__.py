@@ -8,6 +8,7 @@ interpretation x aggregation on one compiled gradient kernel.
     >>> maps = tf_gag.explain(model, images)                  # GAG, (N, H, W) in [0, 1]
     >>> maps = tf_gag.explain(model, images, "smoothgrad", variant="GA")
     >>> tf_gag.list_methods()
+    >>> result = tf_gag.evaluate(model, images, "gag")        # RCAP, DAUC, IAUC per image
 """
 from .api import (
     AbsoluteGrad,
@@ -25,7 +26,9 @@ from .api import (
     explain,
     list_methods,
 )
+from . import metrics
 from .errors import PartialResultError
+from .evaluation import METRICS, EvaluationResult, evaluate
 from .methods.reversed import reverse_maps
 from .model import ModelAdapter, Preprocessing
 
@@ -34,12 +37,14 @@ __version__ = "0.1.0"
 __all__ = [
     "AbsoluteGrad",
     "BlurIG",
+    "EvaluationResult",
     "Explainer",
     "GradCAM",
     "GuidedAbsoluteGrad",
     "GuidedBackprop",
     "GuidedIG",
     "IntegratedGradients",
+    "METRICS",
     "ModelAdapter",
     "PartialResultError",
     "Preprocessing",
@@ -47,7 +52,9 @@ __all__ = [
     "VanillaGradient",
     "VarGrad",
     "attributions",
+    "evaluate",
     "explain",
     "list_methods",
+    "metrics",
     "reverse_maps",
 ]

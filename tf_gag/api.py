@@ -1,30 +1,17 @@
 """The public entry points: `Explainer`, one class per method, `explain`, `list_methods`."""
-import collections
-import numbers
 
 import numpy as np
 
 from . import ops
 from .gradients import OBJECTIVES
-from .inputs import as_image_batch
+from .inputs import as_image_batch, check_batch_size, check_seed
 from .methods.gradcam import GradCam
 from .methods.pipeline import Pipeline
 from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method
 from .methods.reversed import check_reverse, reverse_maps
 from .model import ModelAdapter
+from .reuse import RecentCache
 from .targets import resolve_targets
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-    return int(batch_size)
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
-        raise ValueError(f"seed: expected an integer in [0, 2**31), got {seed!r}")
-    return int(seed)
 
 
 def _check_reverse(reverse):
@@ -64,8 +51,8 @@ class Explainer:
             raise ValueError("method: expected a method name; see tf_gag.list_methods()")
         self.preset = resolve_method(method)
         self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
-        self.batch_size = _check_batch_size(batch_size)
-        self.seed = _check_seed(seed)
+        self.batch_size = check_batch_size(batch_size)
+        self.seed = check_seed(seed)
         self.variant = variant
         self.reverse = _check_reverse(reverse)
         defaults = option_defaults(self.preset, variant)
@@ -149,31 +136,16 @@ GuidedBackprop = _method_class("guided_backprop", "GuidedBackprop")
 GradCAM = _method_class("grad_cam", "GradCAM")
 
 
-_EXPLAINERS = collections.OrderedDict()
-_CACHED_EXPLAINERS = 8
+_EXPLAINERS = RecentCache(8)
 
 
-def _explainer_for(model, method, **settings):
-    """An `Explainer`, reused across calls with the same model and settings.
+def explainer_for(model, method, **settings):
+    """An `Explainer`, reused across calls with the same model, method and settings.
 
     Reuse keeps its compiled graphs, so repeated one-line `explain` calls do
-    not trace again. The cache holds the 8 most recently used explainers (and
-    so keeps their models alive until they drop out). Settings that cannot be
-    hashed (an array baseline) build a fresh explainer.
+    not trace again; the 8 most recently used explainers are kept.
     """
-    key = (id(model), method, tuple(sorted(settings.items())))
-    try:
-        cached = _EXPLAINERS.get(key)
-    except TypeError:
-        return Explainer(model, method, **settings)
-    if cached is not None and cached[0] is model:
-        _EXPLAINERS.move_to_end(key)
-        return cached[1]
-    explainer = Explainer(model, method, **settings)
-    _EXPLAINERS[key] = (model, explainer)
-    while len(_EXPLAINERS) > _CACHED_EXPLAINERS:
-        _EXPLAINERS.popitem(last=False)
-    return explainer
+    return _EXPLAINERS.get(model, {"method": method, **settings}, lambda: Explainer(model, method, **settings))
 
 
 def explain(model, images, method="guided_absolute_grad", targets=None, *, batch_size=32, seed=0,
@@ -185,7 +157,7 @@ def explain(model, images, method="guided_absolute_grad", targets=None, *, batch
     or one (H, W, C) image. ``targets``: None (each image's top class), an
     int, N ints, or (N, classes) one-hot. See `Explainer` for the rest.
     """
-    explainer = _explainer_for(
+    explainer = explainer_for(
         model, method, batch_size=batch_size, seed=seed, variant=variant, reverse=reverse, **method_options
     )
     return explainer.explain(images, targets)
@@ -194,7 +166,7 @@ def explain(model, images, method="guided_absolute_grad", targets=None, *, batch
 def attributions(model, images, method="guided_absolute_grad", targets=None, *, batch_size=32, seed=0,
                  variant=None, **method_options):
     """Raw (N, H, W, C) attributions, before channel reduction and normalisation."""
-    explainer = _explainer_for(model, method, batch_size=batch_size, seed=seed, variant=variant, **method_options)
+    explainer = explainer_for(model, method, batch_size=batch_size, seed=seed, variant=variant, **method_options)
     return explainer.attributions(images, targets)
 
 

@@ -5,7 +5,8 @@ class PartialResultError(RuntimeError):
     """A batch failed part-way; the results already computed are kept.
 
     Attributes:
-      partial: the output array, filled for the completed images (zeros elsewhere).
+      partial: the output, filled for the completed images: the attributions or
+        maps array (zeros elsewhere), or `evaluate`'s `EvaluationResult` (NaN elsewhere).
       completed: boolean mask over images, True where ``partial`` is final.
     """
 

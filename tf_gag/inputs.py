@@ -1,4 +1,6 @@
-"""Check and normalise the user's ``images`` argument before any heavy work."""
+"""Check and normalise the user's arguments (images, maps, masks, counts) before any heavy work."""
+import numbers
+
 import numpy as np
 import tensorflow as tf
 
@@ -41,3 +43,69 @@ def as_image_batch(images, expected_shape=None):
         bad = np.unique(np.nonzero(~finite)[0]).tolist()
         raise ValueError(f"images: NaN or Inf values in image(s) {bad}")
     return array
+
+
+def check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    return int(batch_size)
+
+
+def check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed: expected an integer in [0, 2**31), got {seed!r}")
+    return int(seed)
+
+
+def _as_per_image_array(values, name, num_images, height_width):
+    """``values`` as a float (N, H, W) array matching the images, or a clear error."""
+    if isinstance(values, tf.Tensor):
+        values = values.numpy()
+    array = np.asarray(values)
+    if array.dtype == object or not (
+        array.dtype == bool or np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(f"{name}: expected a numeric (N, H, W) array, got dtype {array.dtype}")
+    if array.ndim == 2 and num_images == 1:
+        array = array[np.newaxis]
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    expected = (num_images,) + tuple(height_width)
+    if array.shape != expected:
+        raise ValueError(f"{name}: expected shape {expected} (one (H, W) map per image), got {array.shape}")
+    array = array.astype(np.float32)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = np.unique(np.nonzero(~finite)[0]).tolist()
+        raise ValueError(f"{name}: NaN or Inf values in image(s) {bad}")
+    return array
+
+
+def as_map_batch(maps, num_images, height_width):
+    """Saliency maps as float32 (N, H, W), checked against the images.
+
+    Maps must be finite and non-negative (saliency magnitudes); an
+    (N, H, W, 1) batch or a single (H, W) map for one image is accepted.
+    """
+    maps = _as_per_image_array(maps, "maps", num_images, height_width)
+    negative = np.nonzero((maps < 0).any(axis=(1, 2)))[0].tolist()
+    if negative:
+        raise ValueError(
+            f"maps: expected non-negative saliency, got negative values in image(s) {negative}; "
+            "reduce signed attributions first (e.g. their absolute value)"
+        )
+    return maps
+
+
+def as_mask_batch(masks, num_images, height_width, *, binary):
+    """Ground-truth masks as float32 (N, H, W) in [0, 1]; only 0 and 1 when ``binary``."""
+    masks = _as_per_image_array(masks, "masks", num_images, height_width)
+    if binary:
+        bad = np.nonzero(((masks != 0) & (masks != 1)).any(axis=(1, 2)))[0].tolist()
+        if bad:
+            raise ValueError(f"masks: expected binary masks (0 or 1 only), got other values in image(s) {bad}")
+    else:
+        bad = np.nonzero(((masks < 0) | (masks > 1)).any(axis=(1, 2)))[0].tolist()
+        if bad:
+            raise ValueError(f"masks: expected values in [0, 1], got values outside in image(s) {bad}")
+    return masks

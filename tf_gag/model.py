@@ -94,6 +94,14 @@ def guided_relus():
             yield
 
 
+def _looks_like_probabilities(outputs):
+    """True if (N, classes) outputs are non-negative with rows summing to 1."""
+    outputs = np.asarray(outputs)
+    if outputs.ndim != 2:
+        raise ValueError(f"model: expected outputs of shape (N, classes), got {outputs.shape}")
+    return outputs.shape[1] > 1 and bool(np.all(outputs >= 0)) and np.allclose(outputs.sum(axis=1), 1, atol=1e-3)
+
+
 def _is_softmax(fn):
     return getattr(fn, "__name__", None) == "softmax"
 
@@ -255,10 +263,7 @@ class ModelAdapter:
         if self._checked_outputs:
             return
         self._checked_outputs = True
-        logits = np.asarray(logits)
-        if logits.ndim != 2:
-            raise ValueError(f"model: expected outputs of shape (N, classes), got {logits.shape}")
-        if logits.shape[1] > 1 and np.all(logits >= 0) and np.allclose(logits.sum(axis=1), 1, atol=1e-3):
+        if _looks_like_probabilities(logits):
             warnings.warn(
                 "model: its outputs look like probabilities (non-negative, rows sum to 1) and no "
                 "final softmax could be bypassed; saliency will differentiate probabilities, not "
@@ -266,6 +271,23 @@ class ModelAdapter:
                 UserWarning,
                 stacklevel=4,
             )
+
+    def require_logits(self, logits):
+        """Raise if an 'auto' model's outputs look like probabilities.
+
+        The metrics take a softmax of the outputs; a softmax of probabilities
+        would silently squash every score towards 1 / classes.
+        """
+        if self.output == "auto" and self._softmax_bypass is None and _looks_like_probabilities(logits):
+            raise ValueError(
+                "model: its outputs look like probabilities (non-negative, rows sum to 1), not logits, "
+                "and no final softmax could be bypassed. Pass a logits model, or "
+                "ModelAdapter(model, output='probabilities') so the metrics use them as they are."
+            )
+
+    def probabilities(self, outputs):
+        """Class probabilities from ``forward``'s outputs (a softmax, unless they already are)."""
+        return outputs if self.output == "probabilities" else tf.nn.softmax(outputs, axis=-1)
 
     # ----- layers (Grad-CAM) -------------------------------------------------
 
@@ -315,8 +337,12 @@ class ModelAdapter:
 
     # ----- predictions --------------------------------------------------------
 
-    def predict_logits(self, images, batch_size):
-        """(N, classes) numpy outputs of ``forward`` for a float32 (N, H, W, C) batch."""
+    def predict_logits(self, images, batch_size, *, warn=True):
+        """(N, classes) numpy outputs of ``forward`` for a float32 (N, H, W, C) batch.
+
+        ``warn=False`` skips the probability-output warning (for callers that
+        check with `require_logits` instead).
+        """
         key = tuple(images.shape[1:])
         compiled = self._predict
         if key not in compiled:
@@ -325,5 +351,6 @@ class ModelAdapter:
             )
         outputs = [compiled[key](images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
         logits = np.concatenate(outputs, axis=0)
-        self.check_outputs(logits)
+        if warn:
+            self.check_outputs(logits)
         return logits

@@ -1,4 +1,4 @@
-"""Small batched TensorFlow ops shared by the methods (and later the metrics).
+"""Small batched TensorFlow ops shared by the methods and the metrics.
 
 Every op here works on a whole batch at once and runs on whatever device
 TensorFlow placed its inputs on.
@@ -59,13 +59,14 @@ def gaussian_kernels_1d(sigmas, radius):
     return tf.where(sigmas > 1e-6, weights, identity)
 
 
-def gaussian_blur(images, sigmas, radius):
+def gaussian_blur(images, sigmas, radius, padding="SYMMETRIC"):
     """Blur each image of an (B, H, W, C) batch with its own Gaussian sigma.
 
-    Separable convolution with a kernel truncated at ``radius`` pixels and
-    symmetric (half-sample) boundary handling, like
-    ``scipy.ndimage.gaussian_filter(mode="reflect")``. ``radius`` must be
-    smaller than both H and W (the padding mirrors the image).
+    Separable convolution with a kernel truncated at ``radius`` pixels.
+    ``padding="SYMMETRIC"`` mirrors with the edge pixel repeated, like
+    ``scipy.ndimage.gaussian_filter(mode="reflect")``; ``"REFLECT"`` mirrors
+    without repeating it, like torchvision's ``GaussianBlur``. ``radius``
+    must be smaller than both H and W (the padding mirrors the image).
     """
     images = tf.convert_to_tensor(images, tf.float32)
     shape = tf.shape(images)
@@ -78,9 +79,9 @@ def gaussian_blur(images, sigmas, radius):
     k = 2 * radius + 1
     column = tf.reshape(tf.transpose(per_channel), [k, 1, -1, 1])
     row = tf.reshape(tf.transpose(per_channel), [1, k, -1, 1])
-    padded = tf.pad(folded, [[0, 0], [radius, radius], [0, 0], [0, 0]], mode="SYMMETRIC")
+    padded = tf.pad(folded, [[0, 0], [radius, radius], [0, 0], [0, 0]], mode=padding)
     folded = tf.nn.depthwise_conv2d(padded, column, [1, 1, 1, 1], "VALID")
-    padded = tf.pad(folded, [[0, 0], [0, 0], [radius, radius], [0, 0]], mode="SYMMETRIC")
+    padded = tf.pad(folded, [[0, 0], [0, 0], [radius, radius], [0, 0]], mode=padding)
     folded = tf.nn.depthwise_conv2d(padded, row, [1, 1, 1, 1], "VALID")
     out = tf.reshape(folded, [height, width, batch, channels])
     return tf.transpose(out, [2, 0, 1, 3])

@@ -1,0 +1,121 @@
+"""Compose partly revealed images from saliency maps and score them in batches.
+
+RCAP, deletion and insertion all ask a model the same question: for image i
+and step k, what is the probability of the target class for the image that
+shows ``reveal_i`` on the map's most salient pixels and ``hide_i`` elsewhere?
+
+    composite_ik = where(M_i ⋈ t_ik, reveal_i, hide_i)
+
+Each map is sorted once and every step's threshold t_ik is read from the
+sorted values; the composites of a chunk of (image, step) jobs are built as
+masks in one op and scored with one batched model call. The comparison ⋈ is
+the single tie rule of every metric (``convention``):
+
+* ``"paper"``: ``M >= t``, with t the value of the c-th most salient pixel
+  for a step meant to reveal c pixels (c = ceil(fraction x pixels)). Pixels
+  tied with it join the step: a step reveals at least c pixels.
+* ``"reference"``: ``M > t``, with t the PyTorch reference's order statistic
+  ``sort(M)[floor(p * P) - 1]`` for percentile p = 1 - fraction, computed in
+  float32 as mlxops-xai 0.4.0 does. Tied pixels wait for a later step: a step
+  reveals at most c pixels.
+
+Without ties both conventions reveal exactly the same pixels.
+"""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+CONVENTIONS = ("paper", "reference")
+
+
+def check_convention(convention):
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention: expected one of {list(CONVENTIONS)}, got {convention!r}")
+    return convention
+
+
+def step_thresholds(maps, fractions, convention):
+    """(N, K) thresholds that reveal each fraction of each (H, W) map's pixels.
+
+    ``fractions`` are the K fractions of pixels to reveal, in [0, 1]. A
+    fraction of 0 reveals nothing under both conventions.
+    """
+    maps = tf.convert_to_tensor(maps, tf.float32)
+    pixels = int(maps.shape[1]) * int(maps.shape[2])
+    flat = tf.reshape(maps, [-1, pixels])
+    ascending = tf.sort(flat, axis=1)
+    fractions = np.asarray(fractions, np.float64)
+    if convention == "paper":
+        counts = np.array([math.ceil(round(f * pixels, 6)) for f in fractions], np.int64)
+        # The c-th most salient value is ascending[P - c]; c = 0 reveals nothing.
+        positions = np.clip(pixels - counts, 0, pixels - 1)
+        thresholds = tf.gather(ascending, positions, axis=1)
+        return tf.where(tf.constant(counts > 0)[tf.newaxis, :], thresholds, np.inf)
+    percentiles = (1.0 - fractions).astype(np.float32)
+    positions = np.floor(percentiles * np.float32(pixels)).astype(np.int64) - 1
+    return tf.gather(ascending, np.clip(positions, 0, pixels - 1), axis=1)
+
+
+def revealed(maps, thresholds, convention):
+    """(N, K, H, W) boolean masks: which pixels each step reveals."""
+    maps = tf.convert_to_tensor(maps, tf.float32)[:, tf.newaxis]
+    thresholds = tf.convert_to_tensor(thresholds, tf.float32)[:, :, tf.newaxis, tf.newaxis]
+    return maps > thresholds if convention == "reference" else maps >= thresholds
+
+
+class RevealScorer:
+    """Target-class probabilities of composite images, ``batch_size`` model calls at a time.
+
+    One compiled function per image size; its batch dimension is free, so
+    chunks of any length reuse it.
+    """
+
+    def __init__(self, adapter):
+        self.adapter = adapter
+        self._compiled = {}
+
+    def _score_fn(self, image_shape):
+        if image_shape not in self._compiled:
+            images = tf.TensorSpec((None,) + image_shape, tf.float32)
+            maps = tf.TensorSpec((None,) + image_shape[:2], tf.float32)
+            vector = tf.TensorSpec((None,), tf.float32)
+            spec = [images, images, maps, vector, tf.TensorSpec((), tf.bool), tf.TensorSpec((None,), tf.int32)]
+
+            @tf.function(input_signature=spec)
+            def score(reveal, hide, maps, thresholds, strict, targets):
+                t = thresholds[:, tf.newaxis, tf.newaxis]
+                mask = tf.where(strict, maps > t, maps >= t)[..., tf.newaxis]
+                outputs = self.adapter.forward(tf.where(mask, reveal, hide))
+                return tf.gather(self.adapter.probabilities(outputs), targets, batch_dims=1)
+
+            self._compiled[image_shape] = score
+        return self._compiled[image_shape]
+
+    def probabilities(self, reveal, hide, maps, thresholds, targets, *, convention, batch_size):
+        """(N, K) probabilities of the target class for every image i and step k.
+
+        Args:
+          reveal, hide: float32 (N, H, W, C) arrays (or broadcastable to it).
+          maps: (N, H, W) saliency maps.
+          thresholds: (N, K) from `step_thresholds`.
+          targets: (N,) class ids.
+        """
+        maps = np.asarray(maps, np.float32)
+        thresholds = np.asarray(thresholds, np.float32)
+        n, k = thresholds.shape
+        shape = maps.shape[:1] + tuple(np.broadcast_shapes(np.shape(reveal), np.shape(hide))[1:])
+        reveal = np.broadcast_to(np.asarray(reveal, np.float32), shape)
+        hide = np.broadcast_to(np.asarray(hide, np.float32), shape)
+        score = self._score_fn(tuple(shape[1:]))
+        strict = tf.constant(convention == "reference")
+        image_of = np.repeat(np.arange(n), k)
+        flat_thresholds = thresholds.reshape(-1)
+        out = np.empty(n * k, np.float64)
+        for start in range(0, n * k, batch_size):
+            jobs = slice(start, min(start + batch_size, n * k))
+            idx = image_of[jobs]
+            out[jobs] = score(
+                reveal[idx], hide[idx], maps[idx], flat_thresholds[jobs], strict, np.asarray(targets, np.int32)[idx]
+            ).numpy()
+        return out.reshape(n, k)
