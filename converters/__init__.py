@@ -1,0 +1,9 @@
+"""Bring PyTorch-trained classifiers into tf_gag: PyTorch -> ONNX -> TensorFlow SavedModel.
+
+* `torch_to_onnx` — export an ``nn.Module`` (torch imported lazily) with a named
+  feature tensor for Grad-CAM.
+* `onnx_to_savedmodel` — ONNX -> SavedModel with onnx2tf. It runs in a child
+  process (``python -m converters.onnx_to_savedmodel``) because importing
+  onnx2tf changes TensorFlow's global state; `tf_gag.load_model` starts it.
+* `zoo` — the embedded default model (EfficientNet-Lite0, real ImageNet weights).
+"""

@@ -1,0 +1,281 @@
+"""ONNX -> TensorFlow SavedModel for tf_gag, in a child process.
+
+    python -m converters.onnx_to_savedmodel SPEC.json
+
+SPEC.json names the ONNX file, the output folder and the options (``feature``,
+``output``, ``metadata``). The folder receives ``saved_model/`` and
+``metadata.json``. On a user error the process prints one line starting
+with ``ERROR_PREFIX`` to stderr and exits with status 3.
+
+Why a child process: ``import onnx2tf`` switches TensorFlow to legacy Keras,
+enables op determinism, seeds the RNGs and hides GPUs. tf_gag never imports
+this module; the SavedModel it writes loads with TensorFlow alone.
+
+What is saved (all NHWC float32, free batch):
+  ``features(x)``       the image -> the Grad-CAM feature tensor (N, h, w, c);
+  ``head(f)``           that feature tensor -> logits;
+  ``logits(x)``         ``head(features(x))``, also the ``serving_default`` signature;
+  ``guided_logits(x)``  the same network with guided ReLU/ReLU6 gradients.
+The graph is split at the feature tensor (one function returning both would
+give no gradient of logits with respect to the features). Every part is
+checked against onnxruntime on a batch of two before anything is written.
+"""
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnx.utils
+import onnxruntime
+import onnxsim
+import tensorflow as tf
+
+ERROR_PREFIX = "tf_gag-conversion-error: "
+FORMAT = 1
+# Relative tolerance of the converted logits against onnxruntime (float32 reorderings).
+TOLERANCE = 1e-3
+
+
+class ConversionError(Exception):
+    """A problem with the user's ONNX file, reported as one line."""
+
+
+def _load(path):
+    try:
+        model = onnx.load(path)
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError ...
+        raise ConversionError(f"not a valid ONNX model (truncated or another format?): {exc}") from None
+    return model
+
+
+def _image_input(model):
+    """(name, (C, H, W)) of the model's single NCHW image input."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise ConversionError(
+            f"the model has {len(inputs)} inputs ({[i.name for i in inputs]}); tf_gag explains classifiers of one "
+            "image input"
+        )
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) != 4 or None in dims[1:]:
+        raise ConversionError(
+            f"input {inputs[0].name!r} has shape {dims}; expected a 4-D NCHW image batch with fixed C, H, W"
+        )
+    _, c, h, w = dims
+    if c not in (1, 3, 4) and w in (1, 3, 4):
+        raise ConversionError(
+            f"input {inputs[0].name!r} has shape {dims}, which looks channels-last (NHWC); export the model "
+            "with NCHW inputs as PyTorch uses (tf_gag converts them to NHWC)"
+        )
+    return inputs[0].name, (c, h, w)
+
+
+def _simplify(model, input_name, chw):
+    """Fold shape arithmetic (e.g. TF-style 'SAME' padding) with a fixed batch of 1, then free the batch."""
+    try:
+        simplified, ok = onnxsim.simplify(model, overwrite_input_shapes={input_name: [1, *chw]})
+    except Exception as exc:
+        raise ConversionError(f"onnxsim could not simplify the model: {exc}") from None
+    if not ok:
+        raise ConversionError("onnxsim could not validate the simplified model")
+    for value in list(simplified.graph.input) + list(simplified.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].dim_param = "batch"
+    del simplified.graph.value_info[:]
+    return onnx.shape_inference.infer_shapes(simplified)
+
+
+def _last_feature_map(model):
+    """The last tensor of shape (N, c, h, w) with h, w > 1 in node order: the last convolutional block."""
+    shapes = {}
+    for value in list(model.graph.value_info) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    found = None
+    for node in model.graph.node:
+        for out in node.output:
+            dims = shapes.get(out, [])
+            if len(dims) == 4 and all(d is not None and d > 1 for d in dims[2:]):
+                found = out
+    if found is None:
+        raise ConversionError("no 4-D feature map (N, c, h, w) with h, w > 1 found for Grad-CAM; pass feature=")
+    return found
+
+
+def _split(model, input_name, feature, output, folder):
+    full = os.path.join(folder, "simplified.onnx")
+    onnx.save(model, full)
+    tensors = {o for n in model.graph.node for o in n.output}
+    if feature not in tensors:
+        raise ConversionError(f"feature tensor {feature!r} is not in the graph")
+    parts = {}
+    for part, (ins, outs) in {"backbone": ([input_name], [feature]), "head": ([feature], [output])}.items():
+        path = os.path.join(folder, f"{part}.onnx")
+        try:
+            onnx.utils.extract_model(full, path, ins, outs)
+        except Exception as exc:
+            raise ConversionError(
+                f"cannot split the graph at {feature!r} ({part}): {exc}. The head after the feature tensor must "
+                "not read the input (e.g. write x.flatten(1), not x.view(inputs.size(0), -1))"
+            ) from None
+        parts[part] = path
+    return full, parts
+
+
+def _onnx2tf(path, name, shape, folder):
+    import onnx2tf
+
+    try:
+        return onnx2tf.convert(
+            input_onnx_file_path=path,
+            output_folder_path=os.path.join(folder, "onnx2tf"),
+            shape_hints=[f"{name}:2," + ",".join(str(d) for d in shape)],
+            disable_model_save=True,
+            non_verbose=True,
+        )
+    except SystemExit as exc:  # onnx2tf exits on unsupported ops
+        raise ConversionError(f"onnx2tf could not convert the model (exit {exc.code}); see its message above") from None
+    except Exception as exc:
+        raise ConversionError(f"onnx2tf could not convert the model: {type(exc).__name__}: {exc}") from None
+
+
+def _guide(keras_model):
+    """Switch the converted model's ReLU/ReLU6 ops to guided gradients (Springenberg et al.)."""
+    relu, relu6 = tf.nn.relu, tf.nn.relu6
+
+    @tf.custom_gradient
+    def guided_relu(features, name=None):
+        def grad(dy):
+            return dy * tf.cast(features > 0, dy.dtype) * tf.cast(dy > 0, dy.dtype)
+
+        return relu(features), grad
+
+    @tf.custom_gradient
+    def guided_relu6(features, name=None):
+        def grad(dy):
+            passing = tf.logical_and(features > 0, features < 6)
+            return dy * tf.cast(passing, dy.dtype) * tf.cast(dy > 0, dy.dtype)
+
+        return relu6(features), grad
+
+    guided = {"relu": guided_relu, "relu6": guided_relu6}
+    swapped = 0
+    for layer in keras_model.layers:
+        name = getattr(getattr(layer, "function", None), "__name__", None)
+        if name in guided:
+            layer.function = guided[name]
+            swapped += 1
+    return swapped
+
+
+def _check(name, got, want):
+    scale = max(float(np.abs(want).max()), 1e-6)
+    error = float(np.abs(got - want).max()) / scale
+    if error > TOLERANCE:
+        raise ConversionError(f"the converted {name} differ from onnxruntime by {error:.2e} (relative)")
+    return error
+
+
+def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
+    """Convert ``onnx_path`` into ``out_dir`` (``saved_model/`` + ``metadata.json``)."""
+    model = _load(onnx_path)
+    input_name, chw = _image_input(model)
+    outputs = [o.name for o in model.graph.output]
+    output = output or outputs[0]
+    if output not in outputs:
+        raise ConversionError(f"output {output!r} is not a graph output; outputs are {outputs}")
+    with tempfile.TemporaryDirectory() as work:
+        simplified = _simplify(model, input_name, chw)
+        feature = feature or _last_feature_map(simplified)
+        full, parts = _split(simplified, input_name, feature, output, work)
+        probe = np.random.default_rng(0).normal(size=(2, *chw)).astype(np.float32)
+        session = onnxruntime.InferenceSession(full, providers=["CPUExecutionProvider"])
+        feature_nchw, logits_ref = session.run([feature, output], {input_name: probe})
+        backbone = _onnx2tf(parts["backbone"], input_name, chw, work)
+        head = _onnx2tf(parts["head"], feature, feature_nchw.shape[1:], work)
+        guided_backbone = _onnx2tf(parts["backbone"], input_name, chw, work)
+        guided_head = _onnx2tf(parts["head"], feature, feature_nchw.shape[1:], work)
+        relus = _guide(guided_backbone) + _guide(guided_head)
+
+        image = probe.transpose(0, 2, 3, 1)
+        raw = backbone(image).numpy()
+        feature_nhwc = feature_nchw.transpose(0, 2, 3, 1)
+        channels_first = raw.shape == feature_nchw.shape and not (
+            raw.shape == feature_nhwc.shape and np.allclose(raw, feature_nhwc, rtol=1e-3, atol=1e-4)
+        )
+        module = Imported(backbone, head, guided_backbone, guided_head, chw, feature_nhwc.shape[1:], channels_first)
+        errors = {
+            "features": _check("features", module.features(image).numpy(), feature_nhwc),
+            "logits": _check("logits", module.logits(image).numpy(), logits_ref),
+            "guided_logits": _check("guided logits", module.guided_logits(image).numpy(), logits_ref),
+        }
+        staging = os.path.join(out_dir, "saved_model")
+        tf.saved_model.save(
+            module,
+            staging,
+            signatures={"serving_default": module.logits},
+            options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
+        )
+    import onnx2tf  # already imported by _onnx2tf; here for its version
+
+    meta = dict(metadata or {})
+    meta.update(
+        {
+            "format": FORMAT,
+            "input": {"name": input_name, "layout": "NHWC", "onnx_layout": "NCHW", "shape": [chw[1], chw[2], chw[0]]},
+            "output": output,
+            "gradcam": {"tensor": feature, "layout": "NHWC", "shape": list(feature_nhwc.shape[1:])},
+            "guided_relus": relus,
+            "check_vs_onnxruntime": errors,
+            "versions": {
+                "tensorflow": tf.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__,
+                "onnx2tf": onnx2tf.__version__,
+            },
+        }
+    )
+    with open(os.path.join(out_dir, "metadata.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+class Imported(tf.Module):
+    """The converted network as four NHWC functions (see the module docstring)."""
+
+    def __init__(self, backbone, head, guided_backbone, guided_head, chw, feature_shape, channels_first):
+        super().__init__()
+        self._backbone, self._head = backbone, head
+        self._guided_backbone, self._guided_head = guided_backbone, guided_head
+        self._channels_first = channels_first
+        image = tf.TensorSpec((None, chw[1], chw[2], chw[0]), tf.float32)
+        features = tf.TensorSpec((None,) + tuple(feature_shape), tf.float32)
+        self.features = tf.function(lambda x: self._nhwc(self._backbone(x)), input_signature=[image])
+        self.head = tf.function(lambda f: self._head(f), input_signature=[features])
+        self.logits = tf.function(lambda x: self.head(self.features(x)), input_signature=[image])
+        self.guided_logits = tf.function(
+            lambda x: self._guided_head(self._nhwc(self._guided_backbone(x))), input_signature=[image]
+        )
+
+    def _nhwc(self, f):
+        return tf.transpose(f, [0, 2, 3, 1]) if self._channels_first else f
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    with open(argv[0]) as f:
+        spec = json.load(f)
+    try:
+        convert(spec["onnx"], spec["out"], spec.get("feature"), spec.get("output"), spec.get("metadata"))
+    except ConversionError as exc:
+        print(ERROR_PREFIX + str(exc), file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
