@@ -29,6 +29,7 @@ from .api import (
 from . import metrics
 from .errors import PartialResultError
 from .evaluation import METRICS, EvaluationResult, evaluate
+from .loading import load_model
 from .methods.reversed import reverse_maps
 from .model import ModelAdapter, Preprocessing
 
@@ -55,6 +56,7 @@ __all__ = [
     "evaluate",
     "explain",
     "list_methods",
+    "load_model",
     "metrics",
     "reverse_maps",
 ]

@@ -10,6 +10,7 @@ from .methods.pipeline import Pipeline
 from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method
 from .methods.reversed import check_reverse, reverse_maps
 from .model import ModelAdapter
+from .loading import resolve_model
 from .reuse import RecentCache
 from .targets import resolve_targets
 
@@ -27,7 +28,8 @@ class Explainer:
 
     Args:
       model: a Keras model, a loaded SavedModel, a callable returning logits,
-        or a `ModelAdapter` (see `tf_gag.ModelAdapter`).
+        a `ModelAdapter` (see `tf_gag.ModelAdapter`), or a path or zoo name
+        for `tf_gag.load_model` (``"model.onnx"``, ``"efficientnet_lite0"``).
       method: a name or alias from `list_methods()`; the per-method
         subclasses (`GuidedAbsoluteGrad`, `SmoothGrad`, ...) fix it.
       batch_size: the most forward+backward passes in one call, counted over
@@ -50,6 +52,7 @@ class Explainer:
         if method is None:
             raise ValueError("method: expected a method name; see tf_gag.list_methods()")
         self.preset = resolve_method(method)
+        model = resolve_model(model)
         self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
         self.batch_size = check_batch_size(batch_size)
         self.seed = check_seed(seed)
@@ -145,6 +148,7 @@ def explainer_for(model, method, **settings):
     Reuse keeps its compiled graphs, so repeated one-line `explain` calls do
     not trace again; the 8 most recently used explainers are kept.
     """
+    model = resolve_model(model)
     return _EXPLAINERS.get(model, {"method": method, **settings}, lambda: Explainer(model, method, **settings))
 
 

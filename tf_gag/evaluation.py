@@ -7,6 +7,7 @@ import numpy as np
 from .api import Explainer, explainer_for
 from .errors import PartialResultError
 from .inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size
+from .loading import resolve_model
 from .metrics import auc, segmentation
 from .metrics.rcap import check_steps, rcap
 from .metrics.reveal import RevealScorer, check_convention
@@ -142,7 +143,8 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     """Score saliency maps of ``images`` with the paper's metrics.
 
     Args:
-      model: as for `explain` (a Keras model, SavedModel, callable or `ModelAdapter`).
+      model: as for `explain` (a Keras model, SavedModel, callable, `ModelAdapter`,
+        or a path or zoo name for `load_model`).
       images: (N, H, W, C) in the model's input space.
       maps_or_method: (N, H, W) non-negative maps, a method name (the maps
         are explained here, ``batch_size`` images at a time, with ``seed``
@@ -175,6 +177,7 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     """
     metrics = _check_metrics(metrics)
     batch_size = check_batch_size(batch_size)
+    model = resolve_model(model)
     check_convention(convention)
     if "rcap" in metrics:
         check_steps(lower_bound, interval)

@@ -143,9 +143,16 @@ class ModelAdapter:
         differentiates what the model returns, without a warning.
       preprocessing: how pixels (0-255) map to the model's input, when known
         (used for a black baseline and, by the metrics, for black images).
+      classes: class names in output order, when known (for display).
+      metadata: what an importer knows about the model (`tf_gag.load_model`
+        fills it from the converter's ``metadata.json``).
+
+    A SavedModel written by tf_gag's ONNX converter (``features``, ``head``
+    and ``guided_logits`` functions) is an "imported" model: Guided Backprop
+    runs its guided twin and Grad-CAM captures its feature tensor.
     """
 
-    def __init__(self, model, *, output="auto", preprocessing=None):
+    def __init__(self, model, *, output="auto", preprocessing=None, classes=None, metadata=None):
         if isinstance(model, ModelAdapter):
             raise TypeError("model: already a ModelAdapter; pass it directly to explain()")
         if output not in ("auto", "logits", "probabilities"):
@@ -159,6 +166,8 @@ class ModelAdapter:
         self.model = model
         self.output = output
         self.preprocessing = preprocessing
+        self.classes = None if classes is None else list(classes)
+        self.metadata = dict(metadata or {})
         self._softmax_bypass = None
         self._checked_outputs = output != "auto"
         self._predict = {}
@@ -175,6 +184,9 @@ class ModelAdapter:
                 self._softmax_bypass = self._find_softmax()
                 self._checked_outputs = self._softmax_bypass is not None
             self._call = lambda x: model(x, training=False)
+        elif all(callable(getattr(model, name, None)) for name in ("features", "head", "guided_logits")):
+            self.kind = "imported"
+            self._call = model.logits
         elif callable(getattr(model, "logits", None)):
             self.kind = "saved_model"
             self._call = model.logits
@@ -215,6 +227,8 @@ class ModelAdapter:
     @property
     def input_shape(self):
         """(H, W, C) the model declares, with None for free dimensions, or None if unknown."""
+        if self.kind == "imported" and "input" in self.metadata:
+            return tuple(self.metadata["input"]["shape"])
         if self.kind == "keras" and getattr(self.model, "inputs", None):
             shape = tuple(self.model.inputs[0].shape[1:])
             return shape if len(shape) == 3 else None
@@ -225,8 +239,14 @@ class ModelAdapter:
 
         Call inside a ``tf.function`` (or eagerly). ``guided`` switches ReLU
         gradients to guided ones; ``capture`` is a Keras layer whose output of
-        this very forward pass is returned beside the logits.
+        this very forward pass is returned beside the logits (for an imported
+        model, its feature tensor whatever ``capture`` names).
         """
+        if self.kind == "imported" and guided:
+            return self.model.guided_logits(x)
+        if self.kind == "imported" and capture is not None:
+            features = self.model.features(x)
+            return self.model.head(features), features
         with contextlib.ExitStack() as stack:
             if self._softmax_bypass is not None:
                 stack.enter_context(self._softmax_bypass())

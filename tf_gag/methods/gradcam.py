@@ -22,12 +22,20 @@ class GradCam:
     """
 
     def __init__(self, adapter, layer=None, objective="logit"):
-        if adapter.kind != "keras":
+        if adapter.kind not in ("keras", "imported"):
             raise ValueError(
-                f"method: Grad-CAM needs a Keras model whose layers can be captured; got a {adapter.kind} model"
+                "method: Grad-CAM needs a Keras model whose layers can be captured, or a model imported with "
+                f"tf_gag.load_model; got a {adapter.kind} model"
             )
         self.adapter = adapter
-        self.layer = None if layer is None else adapter.find_layer(layer)
+        if adapter.kind == "imported":
+            # The converter split the graph at one feature tensor: that is the layer Grad-CAM can use.
+            name = adapter.metadata.get("gradcam", {}).get("tensor", "features")
+            if layer not in (None, name):
+                raise ValueError(f"layer: this imported model was split at {name!r} for Grad-CAM; got {layer!r}")
+            self.layer = name
+        else:
+            self.layer = None if layer is None else adapter.find_layer(layer)
         self.objective = objective
         self._compiled = {}
 
@@ -62,7 +70,7 @@ class GradCam:
                 grads = tape.gradient(scores, activations)
                 if activations.shape.rank != 4:
                     raise ValueError(
-                        f"layer: {layer.name!r} outputs rank {activations.shape.rank}, Grad-CAM needs "
+                        f"layer: {getattr(layer, 'name', layer)!r} outputs rank {activations.shape.rank}, Grad-CAM needs "
                         "a 4-D (N, h, w, c) feature map"
                     )
                 weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
