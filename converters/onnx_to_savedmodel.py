@@ -245,24 +245,24 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
 
 
 class Imported(tf.Module):
-    """The converted network as four NHWC functions (see the module docstring)."""
+    """The converted network as four NHWC functions (see the module docstring).
+
+    The tf_keras models are only closed over, not tracked: the SavedModel then
+    holds plain functions and loads without tf_keras.
+    """
 
     def __init__(self, backbone, head, guided_backbone, guided_head, chw, feature_shape, channels_first):
         super().__init__()
-        self._backbone, self._head = backbone, head
-        self._guided_backbone, self._guided_head = guided_backbone, guided_head
-        self._channels_first = channels_first
+
+        def nhwc(f):
+            return tf.transpose(f, [0, 2, 3, 1]) if channels_first else f
+
         image = tf.TensorSpec((None, chw[1], chw[2], chw[0]), tf.float32)
         features = tf.TensorSpec((None,) + tuple(feature_shape), tf.float32)
-        self.features = tf.function(lambda x: self._nhwc(self._backbone(x)), input_signature=[image])
-        self.head = tf.function(lambda f: self._head(f), input_signature=[features])
+        self.features = tf.function(lambda x: nhwc(backbone(x)), input_signature=[image])
+        self.head = tf.function(lambda f: head(f), input_signature=[features])
         self.logits = tf.function(lambda x: self.head(self.features(x)), input_signature=[image])
-        self.guided_logits = tf.function(
-            lambda x: self._guided_head(self._nhwc(self._guided_backbone(x))), input_signature=[image]
-        )
-
-    def _nhwc(self, f):
-        return tf.transpose(f, [0, 2, 3, 1]) if self._channels_first else f
+        self.guided_logits = tf.function(lambda x: guided_head(nhwc(guided_backbone(x))), input_signature=[image])
 
 
 def main(argv=None):

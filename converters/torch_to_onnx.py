@@ -87,4 +87,4 @@ def _with_features(torch, module):
                 raise ValueError("feature: the submodule did not output a 4-D (N, c, h, w) tensor in the forward pass")
             return logits, self.captured
 
-    return WithFeatures()
+    return WithFeatures().eval()  # the exporter applies the wrapper's mode to the whole tree

@@ -1,0 +1,267 @@
+"""PyTorch -> ONNX -> TensorFlow: logits, input gradients, Grad-CAM and Guided Backprop match torch.
+
+Small torch nets cover the op families of the paper's ResNet50, DenseNet161 and
+EfficientNet (BN, residual add, concat, max/avg pooling, depthwise conv, SiLU,
+squeeze-excite, ReLU6); EfficientNet-Lite0 has real ImageNet weights.
+"""
+import importlib.util
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+if importlib.util.find_spec("onnx2tf") is None:  # never import it here: it changes TensorFlow's global state
+    pytest.skip("the ONNX converter stack is not installed", allow_module_level=True)
+
+import tf_gag  # noqa: E402
+from converters.torch_to_onnx import export  # noqa: E402
+from tf_gag import assets  # noqa: E402
+
+nn = torch.nn
+SIZE = 64
+
+
+class ResNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2))
+        self.body = nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8))
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.relu(x + self.body(x))
+        return self.fc(x.mean((2, 3)))
+
+
+class DenseNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU())
+        self.grow = nn.Sequential(nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3, 1, 1))
+        self.transition = nn.Sequential(nn.BatchNorm2d(12), nn.ReLU(), nn.Conv2d(12, 12, 1), nn.AvgPool2d(2))
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.transition(torch.cat([x, self.grow(x)], 1))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+class EfficientNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.SiLU())
+        self.depthwise = nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1, groups=8, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+        self.squeeze = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 2, 1), nn.SiLU(), nn.Conv2d(2, 8, 1),
+                                     nn.Sigmoid())
+        self.project = nn.Sequential(nn.Conv2d(8, 16, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6())
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.depthwise(self.stem(x))
+        x = self.project(x * self.squeeze(x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+NETS = {"resnet": (ResNetLike, "relu"), "densenet": (DenseNetLike, "transition"), "efficientnet": (EfficientNetLike, "project")}
+
+
+def seeded(cls):
+    torch.manual_seed(0)
+    net = cls()
+    for module in net.modules():  # non-trivial BN statistics
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tf_gag_cache"))
+
+
+@pytest.fixture(scope="module")
+def photos_nchw():
+    pixels = assets.photos(("chelsea", "coffee", "astronaut"), size=SIZE)
+    return ((pixels - 127.5) / 127.5).transpose(0, 3, 1, 2).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=sorted(NETS))
+def converted(request, tmp_path_factory, cache):
+    cls, feature = NETS[request.param]
+    net = seeded(cls)
+    path = str(tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx")
+    export(net, path, input_size=(SIZE, SIZE), feature=feature)
+    return net, dict(net.named_modules())[feature], tf_gag.load_model(path, cache=cache)
+
+
+def torch_gradients(net, x, target, guided=False):
+    x = torch.tensor(x, requires_grad=True)
+    hooks = []
+    if guided:  # Guided Backprop: only positive gradients flow back through ReLU/ReLU6
+        for module in net.modules():
+            if isinstance(module, (nn.ReLU, nn.ReLU6)):
+                hooks.append(module.register_full_backward_hook(lambda m, gi, go: (torch.clamp(gi[0], min=0),)))
+    net(x)[np.arange(len(x)), target].sum().backward()
+    for hook in hooks:
+        hook.remove()
+    return x.grad.numpy().transpose(0, 2, 3, 1)
+
+
+def torch_gradcam(net, layer, x, target):
+    store = {}
+    hook = layer.register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+    logits = net(torch.tensor(x))
+    hook.remove()
+    a = store["a"]
+    grads = torch.autograd.grad(logits[np.arange(len(x)), target].sum(), a)[0]
+    heat = torch.relu((grads.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
+    heat = nn.functional.interpolate(heat, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0].detach().numpy()
+    low, high = heat.min((1, 2), keepdims=True), heat.max((1, 2), keepdims=True)
+    return np.where(high > low, (heat - low) / np.where(high > low, high - low, 1), 0)
+
+
+def rel(a, b):
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
+
+
+def rel_l2(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def test_logits_and_gradients_match_torch(converted, photos_nchw):
+    net, layer, model = converted
+    nhwc = photos_nchw.transpose(0, 2, 3, 1)
+    with torch.no_grad():
+        expected = net(torch.tensor(photos_nchw)).numpy()
+    assert rel(model.predict_logits(nhwc, 8), expected) < 1e-5
+    target = expected.argmax(axis=1)
+    vg = tf_gag.attributions(model, nhwc, "vg", target)
+    assert rel(np.abs(vg), np.abs(torch_gradients(net, photos_nchw, target))) < 1e-4
+    gb = tf_gag.attributions(model, nhwc, "gb", target)
+    assert rel(gb, torch_gradients(net, photos_nchw, target, guided=True)) < 1e-4
+    cam = tf_gag.explain(model, nhwc, "grad_cam", target)
+    np.testing.assert_allclose(cam, torch_gradcam(net, layer, photos_nchw, target), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def lite0(cache):
+    return tf_gag.load_model("efficientnet_lite0", cache=cache)
+
+
+def test_efficientnet_lite0_real_weights(lite0, cache):
+    import onnxruntime
+
+    from converters.zoo import _lite0_module
+
+    pixels = assets.photos(("chelsea", "coffee"), size=224)
+    images = lite0.preprocessing.to_model(pixels).numpy()
+    logits = lite0.predict_logits(images, 8)
+    assert [lite0.classes[i] for i in logits.argmax(axis=1)] == ["Egyptian Mau", "espresso"]
+    nchw = images.transpose(0, 3, 1, 2)
+    net = _lite0_module()
+    with torch.no_grad():
+        expected = net(torch.tensor(nchw)).numpy()
+    assert rel(logits, expected) < 1e-5
+    onnx_path = os.path.join(cache, "zoo", "efficientnet_lite0", "efficientnet_lite0.onnx")
+    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    assert rel(logits, session.run(["logits"], {"input": nchw})[0]) < 1e-5
+    target = expected.argmax(axis=1)
+    vg = tf_gag.attributions(lite0, images, "vg", target)
+    # At 224 px some gradients differ by float32 ReLU6 switching (ONNX.md): compare in L2. Measured here:
+    # 6.0e-3 (larger than ONNX.md's 1e-3; not yet explained, see the issue note).
+    assert rel_l2(vg, torch_gradients(net, nchw, target)) < 1e-2
+    gb = tf_gag.attributions(lite0, images, "gb", target)
+    assert rel_l2(gb, torch_gradients(net, nchw, target, guided=True)) < 1e-2
+    cam = tf_gag.explain(lite0, images, "grad_cam", target)
+    np.testing.assert_allclose(cam, torch_gradcam(net, net.features, nchw, target), atol=2e-3)
+
+
+def test_runtime_never_imports_onnx2tf_or_tf_keras(lite0, cache):
+    assert "onnx2tf" not in sys.modules and "tf_keras" not in sys.modules  # this test process neither
+    code = (
+        "import sys, numpy as np, tf_gag;"
+        f"m = tf_gag.load_model('efficientnet_lite0', cache={cache!r});"
+        "tf_gag.explain(m, np.zeros((1, 224, 224, 3), np.float32), 'vg');"
+        "print(sorted(k for k in ('onnx2tf', 'tf_keras', 'onnx', 'torch') if k in sys.modules))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ----- bad input ----------------------------------------------------------------
+
+
+@pytest.fixture
+def small_onnx(tmp_path):
+    path = str(tmp_path / "small.onnx")
+    export(seeded(ResNetLike), path, input_size=(SIZE, SIZE), feature="relu")
+    return path
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"model: .*nothing.onnx does not exist"):
+        tf_gag.load_model(str(tmp_path / "nothing.onnx"), cache=str(tmp_path / "c"))
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated"])
+def test_not_onnx_or_truncated(kind, tmp_path, small_onnx):
+    path = str(tmp_path / "bad.onnx")
+    data = b"hello, not a model" if kind == "text" else open(small_onnx, "rb").read()[:5000]
+    open(path, "wb").write(data)
+    cache = str(tmp_path / "c")
+    with pytest.raises(ValueError, match=r"bad.onnx: not a valid ONNX model"):
+        tf_gag.load_model(path, cache=cache)
+    assert os.listdir(os.path.join(cache, "onnx")) == []  # no partial entry left behind
+
+
+@pytest.mark.parametrize("kind", ["zip", "pickle"])
+def test_pytorch_checkpoint_is_refused_without_unpickling(kind, tmp_path):
+    path = str(tmp_path / "weights.onnx")
+    if kind == "zip":
+        torch.save({"w": torch.zeros(2)}, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump({"w": [0.0]}, f)
+    with pytest.raises(ValueError, match=r"looks like a PyTorch checkpoint .* does not unpickle"):
+        tf_gag.load_model(path, cache=str(tmp_path / "c"))
+
+
+class TwoInputs(nn.Module):
+    def forward(self, x, y):
+        return (x * y).mean((2, 3))
+
+
+def test_several_inputs_and_channels_last(tmp_path):
+    two = str(tmp_path / "two.onnx")
+    torch.onnx.export(TwoInputs(), (torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)), two, dynamo=False,
+                      input_names=["x", "y"])
+    with pytest.raises(ValueError, match=r"two.onnx: the model has 2 inputs"):
+        tf_gag.load_model(two, cache=str(tmp_path / "c"))
+    nhwc = str(tmp_path / "nhwc.onnx")
+    torch.onnx.export(nn.Flatten(), torch.zeros(1, 32, 32, 3), nhwc, dynamo=False)
+    with pytest.raises(ValueError, match=r"nhwc.onnx: .* looks channels-last \(NHWC\)"):
+        tf_gag.load_model(nhwc, cache=str(tmp_path / "c"))
+
+
+def test_corrupted_cache_entry_is_rebuilt(tmp_path, small_onnx):
+    cache = str(tmp_path / "c")
+    first = tf_gag.load_model(small_onnx, cache=cache)
+    (entry,) = os.listdir(os.path.join(cache, "onnx"))
+    with open(os.path.join(cache, "onnx", entry, "saved_model", "saved_model.pb"), "r+b") as f:
+        f.truncate(100)
+    with pytest.warns(UserWarning, match="corrupted; converting again"):
+        again = tf_gag.load_model(small_onnx, cache=cache)
+    x = np.zeros((1, SIZE, SIZE, 3), np.float32)
+    np.testing.assert_allclose(again.predict_logits(x, 1), first.predict_logits(x, 1), rtol=1e-6)
