@@ -179,8 +179,7 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     batch_size = check_batch_size(batch_size)
     model = resolve_model(model)
     check_convention(convention)
-    if "rcap" in metrics:
-        check_steps(lower_bound, interval)
+    recovered = check_steps(lower_bound, interval) if "rcap" in metrics else None
     if "dauc" in metrics or "iauc" in metrics:
         auc.check_schedule(auc_schedule, auc_steps, pixels_per_step)
         if deletion_fill not in auc.DELETION_FILLS:
@@ -191,10 +190,11 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
         explainer = maps_or_method
     elif isinstance(maps_or_method, str):
         explainer = explainer_for(model, maps_or_method, batch_size=batch_size, seed=seed, **(method_options or {}))
-    adapter = model if isinstance(model, ModelAdapter) else None
     if explainer is not None:
         adapter = explainer.adapter
-    elif adapter is None:
+    elif isinstance(model, ModelAdapter):
+        adapter = model
+    else:
         adapter = _ADAPTERS.get(model, {}, lambda: ModelAdapter(model))
     scorer = _SCORERS.get(adapter, {}, lambda: RevealScorer(adapter))
 
@@ -219,11 +219,10 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     scores = {m: np.full((n,), np.nan) for m in metrics}
     curves = {}
     if "rcap" in metrics:
-        j = len(check_steps(lower_bound, interval))
         curves["rcap"] = {
-            "recovered": check_steps(lower_bound, interval),
-            "probability": np.full((n, j), np.nan),
-            "saliency_ratio": np.full((n, j), np.nan),
+            "recovered": recovered,
+            "probability": np.full((n, len(recovered)), np.nan),
+            "saliency_ratio": np.full((n, len(recovered)), np.nan),
         }
     for name in ("dauc", "iauc"):
         if name in metrics:

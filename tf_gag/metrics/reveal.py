@@ -111,11 +111,12 @@ class RevealScorer:
         strict = tf.constant(convention == "reference")
         image_of = np.repeat(np.arange(n), k)
         flat_thresholds = thresholds.reshape(-1)
+        targets = np.asarray(targets, np.int32)
         out = np.empty(n * k, np.float64)
         for start in range(0, n * k, batch_size):
             jobs = slice(start, min(start + batch_size, n * k))
             idx = image_of[jobs]
             out[jobs] = score(
-                reveal[idx], hide[idx], maps[idx], flat_thresholds[jobs], strict, np.asarray(targets, np.int32)[idx]
+                reveal[idx], hide[idx], maps[idx], flat_thresholds[jobs], strict, targets[idx]
             ).numpy()
         return out.reshape(n, k)
