@@ -90,6 +90,19 @@ def _simplify(model, input_name, chw):
     return onnx.shape_inference.infer_shapes(simplified)
 
 
+def _check_ops(model):
+    """Fail before converting if onnx2tf has no converter for some op (it keeps one module per op)."""
+    import importlib.util
+
+    missing = sorted({n.op_type for n in model.graph.node if importlib.util.find_spec(f"onnx2tf.ops.{n.op_type}") is None})
+    if missing:
+        nodes = [n.name or n.output[0] for n in model.graph.node if n.op_type in missing]
+        raise ConversionError(
+            f"onnx2tf cannot convert the op(s) {missing} (node(s) {nodes[:5]}); export the model without them "
+            "(e.g. a lower opset or an equivalent of simpler ops)"
+        )
+
+
 def _last_feature_map(model):
     """The last tensor of shape (N, c, h, w) with h, w > 1 in node order: the last convolutional block."""
     shapes = {}
@@ -173,6 +186,12 @@ def _guide(keras_model):
     return swapped
 
 
+def _reference(path, output, input_name, batch):
+    """onnxruntime's value of graph output ``output`` of the model at ``path``."""
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run([output], {input_name: batch})[0]
+
+
 def _check(name, got, want):
     scale = max(float(np.abs(want).max()), 1e-6)
     error = float(np.abs(got - want).max()) / scale
@@ -191,11 +210,12 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
         raise ConversionError(f"output {output!r} is not a graph output; outputs are {outputs}")
     with tempfile.TemporaryDirectory() as work:
         simplified = _simplify(model, input_name, chw)
+        _check_ops(simplified)
         feature = feature or _last_feature_map(simplified)
         full, parts = _split(simplified, input_name, feature, output, work)
         probe = np.random.default_rng(0).normal(size=(2, *chw)).astype(np.float32)
-        session = onnxruntime.InferenceSession(full, providers=["CPUExecutionProvider"])
-        feature_nchw, logits_ref = session.run([feature, output], {input_name: probe})
+        feature_nchw = _reference(parts["backbone"], feature, input_name, probe)  # an inner tensor of `full`
+        logits_ref = _reference(full, output, input_name, probe)
         backbone = _onnx2tf(parts["backbone"], input_name, chw, work)
         head = _onnx2tf(parts["head"], feature, feature_nchw.shape[1:], work)
         guided_backbone = _onnx2tf(parts["backbone"], input_name, chw, work)

@@ -163,10 +163,11 @@ def test_efficientnet_lite0_real_weights(lite0, cache):
 
     from converters.zoo import _lite0_module
 
-    pixels = assets.photos(("chelsea", "coffee"), size=224)
+    names = ("chelsea", "coffee", "astronaut", "rocket")
+    pixels = assets.photos(names, size=224)
     images = lite0.preprocessing.to_model(pixels).numpy()
     logits = lite0.predict_logits(images, 8)
-    assert [lite0.classes[i] for i in logits.argmax(axis=1)] == ["Egyptian Mau", "espresso"]
+    assert [lite0.classes[i] for i in logits.argmax(axis=1)][:2] == ["Egyptian Mau", "espresso"]
     nchw = images.transpose(0, 3, 1, 2)
     net = _lite0_module()
     with torch.no_grad():
@@ -176,14 +177,20 @@ def test_efficientnet_lite0_real_weights(lite0, cache):
     session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     assert rel(logits, session.run(["logits"], {"input": nchw})[0]) < 1e-5
     target = expected.argmax(axis=1)
-    vg = tf_gag.attributions(lite0, images, "vg", target)
-    # At 224 px some gradients differ by float32 ReLU6 switching (ONNX.md): compare in L2. Measured here:
-    # 6.0e-3 (larger than ONNX.md's 1e-3; not yet explained, see the issue note).
-    assert rel_l2(vg, torch_gradients(net, nchw, target)) < 1e-2
-    gb = tf_gag.attributions(lite0, images, "gb", target)
-    assert rel_l2(gb, torch_gradients(net, nchw, target, guided=True)) < 1e-2
     cam = tf_gag.explain(lite0, images, "grad_cam", target)
     np.testing.assert_allclose(cam, torch_gradcam(net, net.features, nchw, target), atol=2e-3)
+    # Input gradients against torch in float64, the exact answer. At 224 px a pre-activation of one of
+    # the 33 ReLU6 layers can sit within float32 rounding of 0 or 6 on some photo, and its switch then
+    # moves the whole map by ~5e-3 (relative L2): measured, torch float32 itself is 6.9e-3 off float64
+    # on coffee where TF is 7.5e-7 off, and TF is 4.7e-3 off on chelsea where torch float32 is 7e-7.
+    # So: every photo within 1e-2, and most photos exact to float32 precision.
+    net64 = _lite0_module().double()
+    for method, guided in (("vg", False), ("gb", True)):
+        ours = tf_gag.attributions(lite0, images, method, target)
+        exact = torch_gradients(net64, nchw.astype(np.float64), target, guided=guided)
+        errors = [rel_l2(ours[i], exact[i]) for i in range(len(names))]
+        assert max(errors) < 1e-2, (method, errors)
+        assert sum(e < 1e-5 for e in errors) >= len(names) // 2, (method, errors)
 
 
 def test_runtime_never_imports_onnx2tf_or_tf_keras(lite0, cache):
@@ -198,6 +205,52 @@ def test_runtime_never_imports_onnx2tf_or_tf_keras(lite0, cache):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def hand_built_onnx(path, op="Relu", attributes=None, opset=17):
+    """input -> 3x3 Conv (4 filters) -> ``op`` -> global average pool -> flatten, built with onnx.helper.
+
+    No torch and no named feature output: the converter must find the 4-D map itself.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.random.default_rng(1).normal(size=(4, 3, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node(op, ["conv"], ["act"], **(attributes or {})),
+        helper.make_node("GlobalAveragePool", ["act"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "hand_built",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    onnx.save(model, path)
+    return weights
+
+
+def test_hand_built_graph_closed_form(tmp_path):
+    path = str(tmp_path / "hand.onnx")
+    weights = hand_built_onnx(path)
+    model = tf_gag.load_model(path, cache=str(tmp_path / "c"))
+    x = np.random.default_rng(2).normal(size=(3, 8, 8, 3)).astype(np.float32)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    windows = np.stack([padded[:, i:i + 8, j:j + 8] for i in range(3) for j in range(3)], axis=-1)  # N,8,8,C,9
+    conv = np.einsum("nhwck,fck->nhwf", windows, weights.reshape(4, 3, 9))
+    np.testing.assert_allclose(model.predict_logits(x, 4), np.maximum(conv, 0).mean((1, 2)), rtol=1e-5, atol=1e-6)
+    # d logit_f / d input = (active positions' windows) * w_f / 64, summed: compare with the same numpy algebra
+    target = np.array([0, 1, 3])
+    active = (conv > 0)[np.arange(3), :, :, target]  # N,8,8
+    expected = np.zeros_like(padded)
+    for i in range(3):
+        for j in range(3):
+            expected[:, i:i + 8, j:j + 8] += active[..., None] * weights[target, :, i, j][:, None, None, :] / 64
+    np.testing.assert_allclose(tf_gag.attributions(model, x, "vg", target), expected[:, 1:-1, 1:-1], atol=1e-6)
 
 
 # ----- bad input ----------------------------------------------------------------
@@ -265,3 +318,12 @@ def test_corrupted_cache_entry_is_rebuilt(tmp_path, small_onnx):
         again = tf_gag.load_model(small_onnx, cache=cache)
     x = np.zeros((1, SIZE, SIZE, 3), np.float32)
     np.testing.assert_allclose(again.predict_logits(x, 1), first.predict_logits(x, 1), rtol=1e-6)
+
+
+def test_op_onnx2tf_cannot_convert(tmp_path):
+    path = str(tmp_path / "swish.onnx")
+    hand_built_onnx(path, op="Swish", attributes={"alpha": 1.0}, opset=24)  # onnxruntime runs it, onnx2tf has no Swish
+    cache = str(tmp_path / "c")
+    with pytest.raises(ValueError, match=r"swish.onnx: onnx2tf cannot convert the op\(s\) \['Swish'\]"):
+        tf_gag.load_model(path, cache=cache)
+    assert os.listdir(os.path.join(cache, "onnx")) == []
