@@ -26,7 +26,7 @@ from .api import (
     explain,
     list_methods,
 )
-from . import metrics
+from . import metrics, viz
 from .errors import PartialResultError
 from .evaluation import METRICS, EvaluationResult, evaluate
 from .loading import load_model
@@ -59,4 +59,5 @@ __all__ = [
     "load_model",
     "metrics",
     "reverse_maps",
+    "viz",
 ]

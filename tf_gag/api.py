@@ -83,6 +83,11 @@ class Explainer:
                 objective=self.options["objective"],
             )
 
+    @property
+    def passes_per_image(self):
+        """Forward+backward passes one image costs (samples or steps; 1 for Grad-CAM): for progress bars."""
+        return 1 if isinstance(self._engine, GradCam) else self._engine.modification.n_jobs
+
     def _prepare(self, images, targets):
         images = as_image_batch(images, self.adapter.input_shape)
         # Top classes need every image's logits; explicit targets only the class count.

