@@ -28,6 +28,7 @@ from .api import (
 )
 from . import metrics, viz
 from .errors import PartialResultError
+from .serving import export_saved_model
 from .evaluation import METRICS, EvaluationResult, evaluate
 from .loading import load_model
 from .methods.reversed import reverse_maps
@@ -55,6 +56,7 @@ __all__ = [
     "attributions",
     "evaluate",
     "explain",
+    "export_saved_model",
     "list_methods",
     "load_model",
     "metrics",

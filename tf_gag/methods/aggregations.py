@@ -23,6 +23,33 @@ from .. import ops
 _ULPS = 4 * 1.1920929e-07
 
 
+def merge_moments(a, b):
+    """Chan et al.'s parallel rule on two (count, total, mean, m2) statistics of one stream.
+
+    Counts may be Python floats or tensors that broadcast against the others;
+    both must be positive. TF ops only, so it also runs in exported graphs.
+    """
+    count_a, total_a, mean_a, m2_a = a
+    count_b, total_b, mean_b, m2_b = b
+    combined = count_a + count_b
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (count_b / combined)
+    m2 = m2_a + m2_b + tf.square(delta) * (count_a * count_b / combined)
+    return combined, total_a + total_b, mean, m2
+
+
+def sample_variance(count, mean, m2):
+    """Sample variance, ddof = 1, of a stream of ``count`` >= 2 values.
+
+    Deviations below float32 resolution of the mean (a few ulps, e.g. the
+    rounding of a mean of identical gradients) count as zero, so the
+    variance of a constant stream is exactly 0 rather than amplified
+    rounding noise once maps are min-max normalised.
+    """
+    resolution = count * tf.square(_ULPS * tf.abs(mean))
+    return tf.where(m2 <= resolution, 0.0, m2 / (count - 1.0))
+
+
 class RunningStats:
     """Per-image online statistics of an image's contribution stream."""
 
@@ -40,28 +67,18 @@ class RunningStats:
         if self.total is None:
             self.count, self.total, self.mean, self.m2 = count, total, mean, m2
             return
-        combined = self.count + count
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (count / combined)
-        self.m2 = self.m2 + m2 + tf.square(delta) * (self.count * count / combined)
-        self.total = self.total + total
-        self.count = combined
+        self.count, self.total, self.mean, self.m2 = merge_moments(
+            (self.count, self.total, self.mean, self.m2), (count, total, mean, m2)
+        )
 
     def mean_interpreted(self):
         return self.total / self.count
 
     def variance(self):
-        """Sample variance, ddof = 1 (zero for a single sample).
-
-        Deviations below float32 resolution of the mean (a few ulps, e.g. the
-        rounding of a mean of identical gradients) count as zero, so the
-        variance of a constant stream is exactly 0 rather than amplified
-        rounding noise once maps are min-max normalised.
-        """
+        """`sample_variance` of the stream (zero for a single sample)."""
         if self.count < 2:
             return tf.zeros_like(self.m2)
-        resolution = self.count * tf.square(_ULPS * tf.abs(self.mean))
-        return tf.where(self.m2 <= resolution, 0.0, self.m2 / (self.count - 1.0))
+        return sample_variance(self.count, self.mean, self.m2)
 
 
 class Mean:

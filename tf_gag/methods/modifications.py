@@ -63,8 +63,12 @@ class Modification:
         return (tf.TensorSpec((None,), tf.float32),)
 
     def params(self, images):
-        """Per-image parameters for an (N, H, W, C) numpy batch: a tuple of (N, ...) arrays."""
-        return (np.zeros((len(images),), np.float32),)
+        """Per-image parameters of an (N, H, W, C) batch: a tuple of (N, ...) float32 tensors.
+
+        TF ops only, so the same code runs eagerly on a numpy batch and inside
+        an exported serving graph (`tf_gag.export_saved_model`).
+        """
+        return (tf.zeros(tf.shape(images)[:1], tf.float32),)
 
     def validate_image_shape(self, image_shape):
         """Raise if this modification cannot run on images of this (H, W, C)."""
@@ -98,10 +102,11 @@ class GaussianNoise(Modification):
         self.noise_range = _check_choice("noise_range", noise_range, ("image", "batch"))
 
     def params(self, images):
-        span = images.max(axis=(1, 2, 3)) - images.min(axis=(1, 2, 3))
+        images = tf.convert_to_tensor(images, tf.float32)
+        span = tf.reduce_max(images, axis=[1, 2, 3]) - tf.reduce_min(images, axis=[1, 2, 3])
         if self.noise_range == "batch":
-            span = np.full_like(span, images.max() - images.min())
-        return (np.float32(self.noise_level) * span.astype(np.float32),)
+            span = tf.fill(tf.shape(span), tf.reduce_max(images) - tf.reduce_min(images))
+        return (tf.constant(self.noise_level, tf.float32) * span,)
 
     def inputs(self, images, params, image_index, sample_index, seed):
         (sigma,) = params
@@ -165,11 +170,12 @@ class StraightPath(Modification):
         return (tf.TensorSpec((None,) + tuple(image_shape), tf.float32), tf.TensorSpec((None, 2), tf.float32))
 
     def params(self, images):
-        fixed = np.zeros_like(images)
+        images = tf.convert_to_tensor(images, tf.float32)
+        fixed = tf.zeros_like(images)
         if self.baseline_array is not None:
             fixed = fixed + self.baseline_array
-        bounds = np.stack([images.min(axis=(1, 2, 3)), images.max(axis=(1, 2, 3))], axis=1)
-        return fixed, bounds.astype(np.float32)
+        bounds = tf.stack([tf.reduce_min(images, axis=[1, 2, 3]), tf.reduce_max(images, axis=[1, 2, 3])], axis=1)
+        return fixed, bounds
 
     def _alphas(self, step):
         step = tf.cast(step, tf.float32)
@@ -282,7 +288,7 @@ class GuidedPath(Modification):
 
     def baselines(self, images):
         """(N, H, W, C) float64 starting points of the path."""
-        return self._line.params(images)[0].astype(np.float64)
+        return self._line.params(images)[0].numpy().astype(np.float64)
 
     def walk(self, images, gradient_fn):
         """Yield each step's contributions for a chunk of images (sequentially).

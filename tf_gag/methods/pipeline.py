@@ -74,7 +74,7 @@ class Pipeline:
 
     def _run_chunks(self, images, targets, batch_size, seed, result, done, on_progress):
         step = self._kernel(images.shape[1:])
-        params = self.modification.params(images)
+        params = tuple(p.numpy() for p in self.modification.params(images))
         n = self.modification.n_jobs
         total = len(images) * n
         stats = {}

@@ -1,0 +1,82 @@
+"""Image files and encoded bytes -> pixel batches the models take.
+
+One rule everywhere (the CLI, folders, `tf.data` pipelines, the serving
+export): decode JPEG/PNG/BMP/GIF to RGB (or the model's channel count),
+centre-crop to the model's aspect ratio, resize bilinearly to its (H, W).
+Pixels stay 0-255 float32; the model's `Preprocessing` maps them into its
+input space. TF ops only, so `fit` and `decode` also run inside graphs.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+#: File name endings read as images when a folder is given.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+def fit(image, height, width):
+    """Centre-crop an (h, w, c) image to the aspect ratio of (height, width), then resize bilinearly."""
+    image = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    ratio = height / width
+    crop_h = tf.cast(tf.minimum(h, w * ratio), tf.int32)
+    crop_w = tf.cast(tf.minimum(w, h / ratio), tf.int32)
+    top, left = (shape[0] - crop_h) // 2, (shape[1] - crop_w) // 2
+    cropped = image[top : top + crop_h, left : left + crop_w]
+    return tf.image.resize(cropped, (height, width), method="bilinear")
+
+
+def decode(encoded, height, width, channels=3):
+    """Encoded image bytes (a scalar string tensor) -> float32 (height, width, channels) pixels 0-255."""
+    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+    image = fit(image, height, width)
+    image.set_shape((height, width, channels))
+    return image
+
+
+def list_images(paths):
+    """Image files named by ``paths`` (files and folders, folders not recursed), in a stable order."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found = []
+    for path in map(os.fspath, paths):
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
+            found.extend(os.path.join(path, n) for n in names)
+        elif os.path.exists(path):
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"images: {path} does not exist")
+    return found
+
+
+def read_images(paths, height, width, channels=3, *, on_error="skip"):
+    """Read image files into float32 (N, height, width, channels) pixels 0-255.
+
+    Args:
+      paths: files and folders (a folder's image files are read in name order).
+      on_error: ``"skip"`` reports each unreadable or non-image file by name
+        in the returned ``skipped`` list and goes on; ``"fail"`` raises a
+        ValueError naming the first one.
+    Returns (pixels, names, skipped): the batch, the file paths read, and
+    [(path, reason)] for the files skipped.
+    """
+    if on_error not in ("skip", "fail"):
+        raise ValueError(f"on_error: expected 'skip' or 'fail', got {on_error!r}")
+    images, names, skipped = [], [], []
+    for path in list_images(paths):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            images.append(decode(tf.constant(data), height, width, channels).numpy())
+            names.append(path)
+        except (tf.errors.InvalidArgumentError, OSError) as error:
+            reason = str(getattr(error, "message", error)).splitlines()[0]
+            if on_error == "fail":
+                raise ValueError(f"images: cannot read {path} as an image ({reason})") from None
+            skipped.append((path, reason))
+    if not images:
+        raise ValueError(f"images: no readable image among {len(skipped)} file(s): {[p for p, _ in skipped][:5]}")
+    return np.stack(images).astype(np.float32), names, skipped

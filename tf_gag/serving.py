@@ -1,0 +1,190 @@
+"""`export_saved_model`: a TF Serving SavedModel that returns saliency beside predictions.
+
+Signatures (N images per request):
+
+* ``serving_default``  ``images`` float32 (N, H, W, C) in the model's input space
+  -> ``probabilities`` (N, K), ``classes`` int32 (N,) top class, ``scores`` (N,)
+  its probability, and ``class_names`` (N,) strings when the names are known;
+* ``predict_bytes``    ``images`` string (N,): encoded JPEG/PNG/... (what a REST
+  client sends as ``{"b64": ...}``) -> the same outputs;
+* ``explain``          ``images`` float32 -> the same plus ``saliency`` (N, H, W) in
+  [0, 1], for each image's top class;
+* ``explain_bytes``    ``images`` string -> the same as ``explain``;
+* ``explain_class``    ``images`` float32 and ``targets`` int32 (N,) -> the same,
+  for the classes asked for.
+
+Encoded images are decoded, centre-cropped to the model's aspect ratio and
+resized bilinearly (`tf_gag.imageio.decode`), then mapped by the model's
+preprocessing, all in the graph. Noise, paths and baselines are drawn in the
+graph with the stateless seed given at export, so a request's maps depend only
+on its images. The SavedModel needs TensorFlow alone (not tf_gag) to load and
+serve.
+"""
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from . import imageio, ops
+from .api import Explainer
+from .methods.aggregations import merge_moments, sample_variance
+from .methods.gradcam import GradCam
+
+
+def _check_exportable(explainer):
+    if explainer.reverse is not None:
+        raise ValueError("reverse: reversed maps are an evaluation device; export the method without reverse=")
+    if not isinstance(explainer._engine, GradCam) and explainer._engine.modification.sequential:
+        raise ValueError(
+            f"method: {explainer.preset.name} chooses each step from the previous gradients on the host and "
+            "cannot run inside a serving graph; export another method"
+        )
+
+
+def _in_graph_attributions(explainer, image_shape):
+    """(images, targets) -> raw (N, H, W, C) attributions, as TF ops over all n samples of every image."""
+    engine = explainer._engine
+    if isinstance(engine, GradCam):
+        engine._resolve_layer(tf.zeros((1,) + tuple(image_shape)))
+        return engine._kernel(image_shape)
+    modification, aggregation = engine.modification, engine.aggregation
+    modification.validate_image_shape(image_shape)  # also fixes shape-dependent settings (BlurIG's kernel)
+    step = engine._kernel(image_shape)
+    n, seed = modification.n_jobs, tf.constant(explainer.seed, tf.int32)
+
+    def attributions(images, targets):
+        params = modification.params(images)
+        index = tf.range(tf.shape(images)[0], dtype=tf.int32)
+
+        def sample(k):  # one sample of every image: a batch of N passes
+            _, interpreted, contribution, _ = step(images, targets, params, index, tf.fill(tf.shape(index), k), seed)
+            return interpreted, contribution
+
+        total, mean = sample(tf.constant(0, tf.int32))
+        m2 = tf.zeros_like(mean)
+
+        def body(k, total, mean, m2):
+            interpreted, contribution = sample(k)
+            count = tf.cast(k, tf.float32)
+            _, total, mean, m2 = merge_moments((count, total, mean, m2), (1.0, interpreted, contribution, 0.0))
+            return k + 1, total, mean, m2
+
+        _, total, mean, m2 = tf.while_loop(lambda k, *_: k < n, body, (tf.constant(1, tf.int32), total, mean, m2))
+        variance = sample_variance(float(n), mean, m2) if n > 1 else tf.zeros_like(m2)
+        return aggregation.finalize(total / n, variance if aggregation.needs_variance else None)
+
+    return attributions
+
+
+class _ServingModule(tf.Module):
+    """The exported functions; `track_variables` puts every variable they read in the checkpoint."""
+
+    def __init__(self, explainer, class_names):
+        super().__init__()
+        adapter = explainer.adapter
+        self.model = adapter.model
+        shape = tuple(adapter.input_shape)
+        if len(shape) != 3 or None in shape:
+            raise ValueError(f"model: export needs a fixed (H, W, C) input size; the model reports {shape}")
+        height, width, channels = shape
+        raw = _in_graph_attributions(explainer, shape)
+        preprocessing = adapter.preprocessing
+        names = tf.constant(list(class_names)) if class_names else None
+
+        def predictions(images):
+            probabilities = adapter.probabilities(adapter.forward(images))
+            out = {
+                "probabilities": probabilities,
+                "classes": tf.argmax(probabilities, axis=1, output_type=tf.int32),
+                "scores": tf.reduce_max(probabilities, axis=1),
+            }
+            if names is not None:
+                out["class_names"] = tf.gather(names, out["classes"])
+            return out
+
+        def with_saliency(images, targets=None):
+            out = predictions(images)
+            targets = out["classes"] if targets is None else targets
+            out["saliency"] = ops.normalize_maps(ops.reduce_channels(raw(images, targets)))
+            return out
+
+        def decoded(encoded):
+            pixels = tf.map_fn(
+                lambda e: imageio.decode(e, height, width, channels), encoded, fn_output_signature=tf.float32
+            )
+            return pixels if preprocessing is None else preprocessing.to_model(pixels)
+
+        floats = tf.TensorSpec((None, height, width, channels), tf.float32, name="images")
+        strings = tf.TensorSpec((None,), tf.string, name="images")
+        self.predict = tf.function(lambda images: predictions(images), input_signature=[floats])
+        self.predict_bytes = tf.function(lambda images: predictions(decoded(images)), input_signature=[strings])
+        self.explain = tf.function(lambda images: with_saliency(images), input_signature=[floats])
+        self.explain_bytes = tf.function(lambda images: with_saliency(decoded(images)), input_signature=[strings])
+        self.explain_class = tf.function(
+            lambda images, targets: with_saliency(images, targets),
+            input_signature=[floats, tf.TensorSpec((None,), tf.int32, name="targets")],
+        )
+
+    def signatures(self):
+        return {
+            "serving_default": self.predict,
+            "predict_bytes": self.predict_bytes,
+            "explain": self.explain,
+            "explain_bytes": self.explain_bytes,
+            "explain_class": self.explain_class,
+        }
+
+    def track_variables(self):
+        """Track the tf.Variables the traced functions read.
+
+        Keras 3 wraps its variables, and tf.Module tracking does not reach the
+        tf.Variables the graphs capture; TF Serving's (TF1) loader then finds
+        them missing from the checkpoint. Keras' own ExportArchive lists them
+        the same way.
+        """
+        found = {}
+        for function in self.signatures().values():
+            for variable in function.get_concrete_function().variables:
+                found.setdefault(id(variable), variable)
+        self.captured_variables = list(found.values())
+
+
+def export_saved_model(model, path, method="guided_absolute_grad", *, overwrite=False, class_names=None, seed=0,
+                       variant=None, **method_options):
+    """Write a SavedModel for TF Serving with prediction and saliency signatures (see the module docstring).
+
+    Args:
+      model: anything `tf_gag.explain` takes (Keras model, imported model,
+        path or zoo name).
+      path: the SavedModel folder to write. An existing one is refused unless
+        ``overwrite=True``; the new one is written beside it and swapped in
+        only when complete, so a failed export leaves the old one intact.
+      method: the saliency method of the ``explain*`` signatures, with its
+        ``variant`` and options (`tf_gag.list_methods()`); Guided IG (host-side
+        steps) and reversed maps cannot be exported.
+      class_names: output names for ``class_names`` (default: the model's, if known).
+      seed: the stateless seed of the in-graph noise.
+    Returns ``path``.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"path: {path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"path: the folder {parent} does not exist")
+    explainer = Explainer(model, method, seed=seed, variant=variant, **method_options)
+    _check_exportable(explainer)
+    names = class_names if class_names is not None else explainer.adapter.classes
+    module = _ServingModule(explainer, names)
+    module.track_variables()
+    staging = tempfile.mkdtemp(prefix=".tf_gag-export-", dir=parent)
+    try:
+        tf.saved_model.save(module, staging, signatures=module.signatures())
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
