@@ -7,13 +7,10 @@ Pixels stay 0-255 float32; the model's `Preprocessing` maps them into its
 input space. TF ops only, so `fit` and `decode` also run inside graphs.
 """
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
-
-#: File name endings read as images when a folder is given.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-
 
 def fit(image, height, width):
     """Centre-crop an (h, w, c) image to the aspect ratio of (height, width), then resize bilinearly."""
@@ -37,19 +34,31 @@ def decode(encoded, height, width, channels=3):
 
 
 def list_images(paths):
-    """Image files named by ``paths`` (files and folders, folders not recursed), in a stable order."""
+    """The files named by ``paths``: files, and every non-hidden file of a folder (not recursed), sorted.
+
+    Nothing is filtered by name, so a folder's non-image files are reported
+    by `read_images` rather than silently ignored.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     found = []
     for path in map(os.fspath, paths):
         if os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
+            names = sorted(n for n in os.listdir(path) if not n.startswith(".")
+                           and os.path.isfile(os.path.join(path, n)))
             found.extend(os.path.join(path, n) for n in names)
         elif os.path.exists(path):
             found.append(path)
         else:
             raise FileNotFoundError(f"images: {path} does not exist")
     return found
+
+
+def _plain_reason(error):
+    """TensorFlow's decode error without its graph-node wrapping: 'Unknown image file format. ...'."""
+    text = str(getattr(error, "message", error)).splitlines()[0]
+    text = re.sub(r"\{\{[^}]*\}\}", "", text)
+    return re.sub(r"\s*\[Op:.*$", "", text).strip()
 
 
 def read_images(paths, height, width, channels=3, *, on_error="skip"):
@@ -73,7 +82,7 @@ def read_images(paths, height, width, channels=3, *, on_error="skip"):
             images.append(decode(tf.constant(data), height, width, channels).numpy())
             names.append(path)
         except (tf.errors.InvalidArgumentError, OSError) as error:
-            reason = str(getattr(error, "message", error)).splitlines()[0]
+            reason = _plain_reason(error)
             if on_error == "fail":
                 raise ValueError(f"images: cannot read {path} as an image ({reason})") from None
             skipped.append((path, reason))

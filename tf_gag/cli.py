@@ -1,0 +1,244 @@
+"""The ``tf-gag`` command: explain, evaluate, convert, export, methods.
+
+    tf-gag explain photos/ --model efficientnet_lite0 --method gag --out maps/
+    tf-gag evaluate photos/ --model model.onnx --method smoothgrad --out scores/
+    tf-gag convert model.onnx
+    tf-gag export efficientnet_lite0 serving/1 --method gag
+    tf-gag methods
+
+Exit status: 0 done, 1 a user error (one line on stderr, no traceback),
+2 a usage error (argparse). Images are read with `tf_gag.imageio`
+(centre-cropped to the model's aspect ratio, resized, mapped by the model's
+preprocessing); unreadable files are skipped and listed (``--on-error skip``,
+the default) or stop the run (``--on-error fail``). Results are written file
+by file through a temporary name, so an interrupted run never leaves a
+half-written file.
+"""
+import argparse
+import json
+import os
+import sys
+
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
+               ImportError)
+
+
+class UserError(Exception):
+    """A problem with the command's input, reported as one line (exit status 1)."""
+
+
+def _option(text):
+    """``key=value`` with a JSON value (numbers, true/false, strings) for a method option."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="tf-gag", description="Gradient saliency maps (Guided AbsoluteGrad, ...) "
+                                     "and their RCAP / Deletion / Insertion scores for image classifiers.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def images_command(name, help_text):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("images", nargs="+", help="image files and folders (a folder's images, not recursed)")
+        sub.add_argument("--model", required=True, help="a .onnx/.keras/.h5 file, a SavedModel folder or a zoo name")
+        sub.add_argument("--method", default="guided_absolute_grad", help="see `tf-gag methods` (default: GAG)")
+        sub.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
+                         help="a method option, e.g. --option n_samples=50 (repeatable)")
+        sub.add_argument("--targets", type=int, nargs="+", help="class ids, one per image or one for all "
+                         "(default: each image's top class)")
+        sub.add_argument("--out", required=True, help="output folder (created if missing)")
+        sub.add_argument("--batch-size", type=int, default=32, help="forward+backward passes per call (default 32)")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--on-error", choices=("skip", "fail"), default="skip",
+                         help="unreadable image files: skip and list them (default) or stop")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        return sub
+
+    images_command("explain", "Write a saliency map (.npy) and an overlay (.png) per image.")
+    evaluate = images_command("evaluate", "Score saliency maps with RCAP, DAUC, IAUC; write metrics.json and .csv.")
+    evaluate.add_argument("--metrics", default="rcap,dauc,iauc", help="comma-separated (default rcap,dauc,iauc)")
+
+    convert = commands.add_parser("convert", help="Convert an ONNX file into the cached SavedModel.",
+                                  description="Convert an ONNX file (or a zoo model) into the cached SavedModel.")
+    convert.add_argument("model", help="a .onnx file or a zoo name")
+    convert.add_argument("--feature", help="the tensor to split at for Grad-CAM (default: the last feature map)")
+    convert.add_argument("--cache", help="cache folder (default $TF_GAG_CACHE or ~/.cache/tf_gag)")
+
+    export = commands.add_parser("export", help="Write a TF Serving SavedModel with saliency signatures.",
+                                 description="Write a TF Serving SavedModel with saliency signatures.")
+    export.add_argument("model", help="a .onnx/.keras/.h5 file, a SavedModel folder or a zoo name")
+    export.add_argument("path", help="the SavedModel folder to write (e.g. serving/1)")
+    export.add_argument("--method", default="guided_absolute_grad")
+    export.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE")
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+
+    methods = commands.add_parser("methods", help="List the methods, their aliases and options.",
+                                  description="List the methods, their aliases and options.")
+    methods.add_argument("--json", action="store_true", help="as JSON")
+    return parser
+
+
+def _write_atomic(path, write):
+    """Call ``write(temporary_path)``, then move the result to ``path``."""
+    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.partial")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _npy(array):
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _output_folder(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out: cannot create {path} ({error.strerror})") from None
+    if not os.path.isdir(path) or not os.access(path, os.W_OK):
+        raise UserError(f"--out: {path} is not a writable folder")
+    return path
+
+
+def _load_images(args):
+    import tf_gag
+    from tf_gag import imageio
+
+    model = tf_gag.load_model(args.model) if isinstance(args.model, str) else args.model
+    height, width, channels = model.input_shape
+    if height is None or width is None:
+        raise UserError(f"--model: {args.model} does not state its input size; resize the images yourself")
+    pixels, names, skipped = imageio.read_images(args.images, height, width, channels or 3, on_error=args.on_error)
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if skipped:
+        print(f"{len(skipped)} file(s) skipped, {len(names)} image(s) read", file=sys.stderr)
+    images = pixels if model.preprocessing is None else model.preprocessing.to_model(pixels).numpy()
+    targets = args.targets
+    if targets is not None and len(targets) == 1:
+        targets = targets[0]
+    return model, pixels, images, names, targets
+
+
+def _stems(names):
+    """Output file stems, unique even when two folders hold the same file name."""
+    seen, stems = {}, []
+    for name in names:
+        stem = os.path.splitext(os.path.basename(name))[0]
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
+def _explain(args):
+    from tqdm.auto import tqdm
+
+    import tf_gag
+    from tf_gag import viz
+
+    out = _output_folder(args.out)
+    model, pixels, images, names, targets = _load_images(args)
+    explainer = tf_gag.Explainer(model, args.method, batch_size=args.batch_size, seed=args.seed, **dict(args.option))
+    with tqdm(total=len(images) * explainer.passes_per_image, unit="pass", desc=explainer.preset.name,
+              disable=args.quiet) as bar:
+        maps = explainer.explain(images, targets, on_progress=bar.update)
+    for stem, photo, saliency in zip(_stems(names), pixels, maps):
+        _write_atomic(os.path.join(out, f"{stem}.npy"), lambda p, s=saliency: _write_bytes(p, _npy(s)))
+        _write_atomic(os.path.join(out, f"{stem}.png"), lambda p, ph=photo, s=saliency: viz.save_png(viz.overlay(ph, s), p))
+    print(f"wrote {len(maps)} maps (.npy) and overlays (.png) to {os.path.abspath(out)}")
+
+
+def _evaluate(args):
+    from tqdm.auto import tqdm
+
+    import tf_gag
+
+    out = _output_folder(args.out)
+    model, _, images, names, targets = _load_images(args)
+    with tqdm(total=len(images), unit="image", desc="evaluate", disable=args.quiet) as bar:
+        result = tf_gag.evaluate(model, images, args.method, targets, metrics=tuple(args.metrics.split(",")),
+                                 batch_size=args.batch_size, seed=args.seed, method_options=dict(args.option),
+                                 on_progress=bar.update)
+    print(result.table())
+    report = {"model": args.model, "method": args.method, "images": names, **result.to_dict()}
+    _write_atomic(os.path.join(out, "metrics.json"), lambda p: _write_bytes(p, json.dumps(report, indent=1).encode()))
+    header = ["image", "target", *result.scores]
+    lines = [",".join(header)] + [
+        ",".join([f'"{name}"', str(int(result.targets[i]))] + [f"{result.scores[m][i]:.6f}" for m in result.scores])
+        for i, name in enumerate(names)
+    ]
+    _write_atomic(os.path.join(out, "metrics.csv"), lambda p: _write_bytes(p, ("\n".join(lines) + "\n").encode()))
+    print(f"wrote metrics.json and metrics.csv to {os.path.abspath(out)}")
+
+
+def _convert(args):
+    import tf_gag
+    from tf_gag.loading import cache_dir
+
+    if not (args.model.endswith(".onnx") or args.model in tf_gag.loading.ZOO):
+        raise UserError(f"model: expected a .onnx file or a zoo name {list(tf_gag.loading.ZOO)}, got {args.model}")
+    model = tf_gag.load_model(args.model, feature=args.feature, cache=args.cache)
+    print(f"converted {args.model}: input {tuple(model.input_shape)}, Grad-CAM at "
+          f"{model.metadata.get('gradcam', {}).get('tensor')!r}; cache {cache_dir(args.cache)}")
+
+
+def _export(args):
+    import tf_gag
+
+    path = tf_gag.export_saved_model(args.model, args.path, args.method, overwrite=args.overwrite, seed=args.seed,
+                                     **dict(args.option))
+    print(f"wrote {path} (signatures serving_default, predict_bytes, explain, explain_bytes, explain_class)")
+
+
+def _methods(args):
+    import tf_gag
+
+    methods = tf_gag.list_methods()
+    if args.json:
+        print(json.dumps(methods, indent=1))
+        return
+    for name, info in methods.items():
+        aliases = f" (also {', '.join(info['aliases'])})" if info["aliases"] else ""
+        print(f"{name}{aliases}: {info['summary']}")
+        print("    options: " + ", ".join(f"{k}={v!r}" for k, v in info["options"].items()))
+        if info["variants"]:
+            print("    variants: " + ", ".join(info["variants"]))
+
+
+COMMANDS = {"explain": _explain, "evaluate": _evaluate, "convert": _convert, "export": _export, "methods": _methods}
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        COMMANDS[args.command](args)
+    except (UserError, *USER_ERRORS) as error:
+        print(f"tf-gag {args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
