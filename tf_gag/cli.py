@@ -125,7 +125,7 @@ def _load_images(args):
     import tf_gag
     from tf_gag import imageio
 
-    model = tf_gag.load_model(args.model) if isinstance(args.model, str) else args.model
+    model = tf_gag.load_model(args.model)
     height, width, channels = model.input_shape
     if height is None or width is None:
         raise UserError(f"--model: {args.model} does not state its input size; resize the images yourself")

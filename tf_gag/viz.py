@@ -10,6 +10,7 @@ matplotlib is imported on first use with the non-interactive Agg backend
 unless a backend was already chosen, so nothing here needs a screen.
 """
 import os
+import sys
 
 import numpy as np
 
@@ -19,7 +20,7 @@ DEFAULT_CMAP = "jet"
 def _pyplot():
     import matplotlib
 
-    if "matplotlib.pyplot" not in __import__("sys").modules:
+    if "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
