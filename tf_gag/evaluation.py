@@ -4,7 +4,9 @@ import warnings
 
 import numpy as np
 
+from . import data
 from .api import Explainer, explainer_for
+from .distribute import check_strategy
 from .errors import PartialResultError
 from .inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size
 from .loading import resolve_model
@@ -37,7 +39,8 @@ class EvaluationResult(collections.abc.Mapping):
     each curve metric's x-axis and (N, K) values:
     ``curves["rcap"] = {"recovered", "probability", "saliency_ratio"}``,
     ``curves["dauc"] / curves["iauc"] = {"fraction", "probability"}``.
-    ``targets`` are the class ids scored; ``completed`` marks the images done.
+    ``targets`` are the class ids scored; ``completed`` marks the images done
+    (a partial result of a Dataset holds only the images done).
     """
 
     def __init__(self, scores, curves, targets, completed):
@@ -54,15 +57,6 @@ class EvaluationResult(collections.abc.Mapping):
 
     def __len__(self):
         return len(self.scores)
-
-    def forget(self, rows):
-        """Reset the scores and curves of ``rows`` to NaN (a batch that did not finish)."""
-        for values in self.scores.values():
-            values[rows] = np.nan
-        for curve in self.curves.values():
-            for key, values in curve.items():
-                if np.ndim(values) == 2:
-                    values[rows] = np.nan
 
     def undefined(self):
         """{metric: number of completed images whose score is undefined (NaN)}."""
@@ -139,16 +133,20 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
              metrics=("rcap", "dauc", "iauc"), *, batch_size=32, preprocessing=None, convention="paper",
              lower_bound=50, interval=10, auc_schedule="percentile", auc_steps=10, pixels_per_step=None,
              deletion_fill="zero", blur_sigma=16.0, blur_kernel_size=33, seed=0, method_options=None,
-             on_progress=None):
+             strategy=None, on_progress=None):
     """Score saliency maps of ``images`` with the paper's metrics.
 
     Args:
       model: as for `explain` (a Keras model, SavedModel, callable, `ModelAdapter`,
         or a path or zoo name for `load_model`).
-      images: (N, H, W, C) in the model's input space.
+      images: (N, H, W, C) in the model's input space, or a `tf.data.Dataset`
+        of images[, labels[, masks]] (see `tf_gag.data`), streamed
+        ``batch_size`` images at a time: its labels are the targets, its
+        masks the ground truth, and only per-image scores are kept.
       maps_or_method: (N, H, W) non-negative maps, a method name (the maps
         are explained here, ``batch_size`` images at a time, with ``seed``
-        and ``method_options``), or an `Explainer`.
+        and ``method_options``), or an `Explainer`. A Dataset needs a method
+        or an Explainer.
       targets: None (each image's top class), an int, N ints or one-hot rows.
       masks: (N, H, W) ground-truth object masks, for ``log_cosh_dice``
         (binary), ``mae`` and ``sqrt_mae`` (values in [0, 1]).
@@ -168,6 +166,8 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
         ``"black"`` or ``"blur"`` (the insertion background).
       blur_sigma, blur_kernel_size: the insertion background's Gaussian blur
         (reference: 16 and 33 px, reflect padding).
+      strategy: a `tf.distribute.Strategy`; the maps and the metrics' model
+        calls of every batch are split across its replicas.
       on_progress: called with the number of images finished after each batch.
 
     Returns an `EvaluationResult`. If a batch fails, the `PartialResultError`
@@ -177,6 +177,7 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     """
     metrics = _check_metrics(metrics)
     batch_size = check_batch_size(batch_size)
+    strategy = check_strategy(strategy)
     model = resolve_model(model)
     check_convention(convention)
     recovered = check_steps(lower_bound, interval) if "rcap" in metrics else None
@@ -184,76 +185,97 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
         auc.check_schedule(auc_schedule, auc_steps, pixels_per_step)
         if deletion_fill not in auc.DELETION_FILLS:
             raise ValueError(f"deletion_fill: expected one of {list(auc.DELETION_FILLS)}, got {deletion_fill!r}")
+    mask_metrics = [m for m in metrics if m in _MASK_METRICS]
 
     explainer = None
     if isinstance(maps_or_method, Explainer):
         explainer = maps_or_method
     elif isinstance(maps_or_method, str):
-        explainer = explainer_for(model, maps_or_method, batch_size=batch_size, seed=seed, **(method_options or {}))
+        explainer = explainer_for(model, maps_or_method, batch_size=batch_size, seed=seed, strategy=strategy,
+                                  **(method_options or {}))
     if explainer is not None:
         adapter = explainer.adapter
     elif isinstance(model, ModelAdapter):
         adapter = model
     else:
         adapter = _ADAPTERS.get(model, {}, lambda: ModelAdapter(model))
-    scorer = _SCORERS.get(adapter, {}, lambda: RevealScorer(adapter))
+    scorer = _SCORERS.get(adapter, {"strategy": strategy}, lambda: RevealScorer(adapter, strategy))
 
-    images = as_image_batch(images, adapter.input_shape)
-    n, height, width, channels = images.shape
-    maps = None if explainer is not None else as_map_batch(maps_or_method, n, (height, width))
-    mask_metrics = [m for m in metrics if m in _MASK_METRICS]
-    if mask_metrics and masks is None:
-        raise ValueError(f"masks: metrics {mask_metrics} compare maps with ground-truth masks; pass masks=")
-    if masks is not None:
-        masks = as_mask_batch(masks, n, (height, width), binary="log_cosh_dice" in metrics)
-    if "iauc" in metrics or ("dauc" in metrics and deletion_fill == "blur"):
-        auc.check_blur(blur_sigma, blur_kernel_size, height, width)
-    logits = adapter.predict_logits(images, batch_size, warn=False)
-    adapter.require_logits(logits)
-    ids = resolve_targets(targets, n, logits.shape[1], predicted=lambda: logits.argmax(axis=1))
-    black = _black(preprocessing or adapter.preprocessing, channels)
+    if data.is_dataset(images):
+        if explainer is None:
+            raise ValueError("maps_or_method: a tf.data.Dataset is explained batch by batch; pass a method name "
+                             "or an Explainer, not precomputed maps")
+        if targets is not None or masks is not None:
+            raise ValueError("targets, masks: with a tf.data.Dataset they come from its (image, label, mask) "
+                             "elements; pass targets=None and masks=None")
+        source, total = _dataset_batches(images, adapter, batch_size), None
+    else:
+        images = as_image_batch(images, adapter.input_shape)
+        n = len(images)
+        maps = None if explainer is not None else as_map_batch(maps_or_method, n, images.shape[1:3])
+        if mask_metrics and masks is None:
+            raise ValueError(f"masks: metrics {mask_metrics} compare maps with ground-truth masks; pass masks=")
+        if masks is not None:
+            masks = as_mask_batch(masks, n, images.shape[1:3], binary="log_cosh_dice" in metrics)
+        logits = adapter.predict_logits(images, batch_size, warn=False)
+        adapter.require_logits(logits)
+        ids = resolve_targets(targets, n, logits.shape[1], predicted=lambda: logits.argmax(axis=1))
+        source = (
+            (images[rows], ids[rows], None if maps is None else maps[rows], None if masks is None else masks[rows])
+            for rows in (slice(start, start + batch_size) for start in range(0, n, batch_size))
+        )
+        total = n
 
-    x = None
-    if "dauc" in metrics or "iauc" in metrics:
-        x = auc.fractions(auc_schedule, auc_steps, pixels_per_step, height, width)
-    scores = {m: np.full((n,), np.nan) for m in metrics}
-    curves = {}
-    if "rcap" in metrics:
-        curves["rcap"] = {
-            "recovered": recovered,
-            "probability": np.full((n, len(recovered)), np.nan),
-            "saliency_ratio": np.full((n, len(recovered)), np.nan),
-        }
-    for name in ("dauc", "iauc"):
-        if name in metrics:
-            curves[name] = {"fraction": x, "probability": np.full((n, len(x)), np.nan)}
-    completed = np.zeros((n,), bool)
-    result = EvaluationResult(scores, curves, ids, completed)
-
-    for start in range(0, n, batch_size):
-        rows = slice(start, min(start + batch_size, n))
+    settings = {"batch_size": batch_size, "convention": convention, "lower_bound": lower_bound,
+                "interval": interval, "deletion_fill": deletion_fill, "blur_sigma": blur_sigma,
+                "blur_kernel_size": blur_kernel_size}
+    collected = _Collected(metrics, recovered, None if total is None else ids)
+    black = x = None
+    while True:
+        batch = None
         try:
-            group_maps = explainer.explain(images[rows], ids[rows]) if explainer is not None else maps[rows]
-            _score_group(
-                result, rows, scorer, images[rows], group_maps, ids[rows], None if masks is None else masks[rows],
-                black=black, x=x, batch_size=batch_size, convention=convention, lower_bound=lower_bound,
-                interval=interval, deletion_fill=deletion_fill, blur_sigma=blur_sigma,
-                blur_kernel_size=blur_kernel_size,
-            )
+            batch = next(source, None)
+            if batch is None:
+                break
+            batch_images, batch_ids, batch_maps, batch_masks = batch
+            height, width, channels = batch_images.shape[1:]
+            if black is None:  # settings that depend on the image size, checked once
+                if "iauc" in metrics or ("dauc" in metrics and deletion_fill == "blur"):
+                    auc.check_blur(blur_sigma, blur_kernel_size, height, width)
+                if "dauc" in metrics or "iauc" in metrics:
+                    x = auc.fractions(auc_schedule, auc_steps, pixels_per_step, height, width)
+                black = _black(preprocessing or adapter.preprocessing, channels)
+            if batch_maps is None:
+                batch_maps = explainer.explain(batch_images, batch_ids)
+            if total is None and mask_metrics:
+                if batch_masks is None:
+                    raise ValueError(f"masks: metrics {mask_metrics} need ground-truth masks; the dataset's elements "
+                                     "have none (expected (image, label, mask) or a dict with 'mask')")
+                batch_masks = as_mask_batch(np.squeeze(batch_masks, axis=-1) if batch_masks.ndim == 4
+                                            else batch_masks, len(batch_images), (height, width),
+                                            binary="log_cosh_dice" in metrics)
+            part = _score_batch(scorer, metrics, batch_images, batch_maps, batch_ids, batch_masks,
+                                black=black, x=x, **settings)
         except Exception as exc:
-            result.forget(rows)
+            done = collected.count
+            if done == 0 and isinstance(exc, (ValueError, TypeError)):
+                raise  # a user error before any result: nothing to keep
+            partial = collected.result(total, x)
+            where = f"the batch of images {done}..{done + len(batch[0]) - 1}" if batch else f"image {done} on"
             raise PartialResultError(
-                f"evaluate: the batch of images {start}..{rows.stop - 1} failed ({type(exc).__name__}: {exc}); "
-                f"the {start} images before it are in .partial",
-                partial=result,
-                completed=completed.copy(),
+                f"evaluate: {where} failed ({type(exc).__name__}: {exc}); the {done} images before it are in .partial",
+                partial=partial,
+                completed=partial.completed.copy(),
             ) from exc
-        completed[rows] = True
+        collected.add(part, batch_ids)
         if on_progress is not None:
-            on_progress(rows.stop - start)
+            on_progress(len(batch_ids))
+    if collected.count == 0:
+        raise ValueError("images: the dataset is empty")
+    result = collected.result(total, x)
 
     if "rcap" in metrics:
-        empty = np.nonzero(np.isnan(scores["rcap"]))[0].tolist()
+        empty = np.nonzero(np.isnan(result.scores["rcap"]))[0].tolist()
         if empty:
             warnings.warn(
                 f"maps: the maps of image(s) {empty} sum to 0, so their RCAP is undefined (NaN); "
@@ -264,28 +286,81 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     return result
 
 
-def _score_group(result, rows, scorer, images, maps, targets, masks, *, black, x, batch_size, convention,
+def _dataset_batches(dataset, adapter, batch_size):
+    """(images, targets, None, masks) per batch of a Dataset: labels or top classes as targets."""
+    for batch in data.batches(dataset, batch_size):
+        images = as_image_batch(batch["image"], adapter.input_shape)
+        logits = adapter.predict_logits(images, batch_size, warn=False)
+        adapter.require_logits(logits)
+        ids = resolve_targets(batch.get("label"), len(images), logits.shape[1],
+                              predicted=lambda: logits.argmax(axis=1))
+        yield images, ids, None, batch.get("mask")
+
+
+class _Collected:
+    """Per-batch scores and curves, joined into one `EvaluationResult` at the end (or at a failure)."""
+
+    def __init__(self, metrics, recovered, targets=None):
+        self.metrics = metrics
+        self.recovered = recovered
+        self.known_targets = targets  # every image's target, when known before scoring (arrays)
+        self.parts = []
+        self.targets = []
+        self.count = 0
+
+    def add(self, part, targets):
+        self.parts.append(part)
+        self.targets.append(np.asarray(targets, np.int32))
+        self.count += len(targets)
+
+    def result(self, total, x):
+        """The images scored so far; with ``total``, NaN rows (not completed) pad it to ``total`` images."""
+        size = self.count if total is None else total
+        pad = size - self.count
+
+        def joined(values, width=None):
+            shape = (pad,) if width is None else (pad, width)
+            return np.concatenate([np.asarray(v, np.float64) for v in values] + [np.full(shape, np.nan)])
+
+        scores = {m: joined([p["scores"][m] for p in self.parts]) for m in self.metrics}
+        curves = {}
+        if "rcap" in self.metrics:
+            j = len(self.recovered)
+            curves["rcap"] = {"recovered": self.recovered}
+            for key in ("probability", "saliency_ratio"):
+                curves["rcap"][key] = joined([p["curves"]["rcap"][key] for p in self.parts], j)
+        for name in ("dauc", "iauc"):
+            if name in self.metrics:
+                width = 0 if x is None else len(x)
+                curves[name] = {"fraction": x, "probability": joined([p["curves"][name] for p in self.parts], width)}
+        if self.known_targets is not None:
+            targets = self.known_targets
+        else:
+            targets = np.concatenate(self.targets + [np.full((pad,), -1, np.int32)]).astype(np.int32)
+        completed = np.arange(size) < self.count
+        return EvaluationResult(scores, curves, targets, completed)
+
+
+def _score_batch(scorer, metrics, images, maps, targets, masks, *, black, x, batch_size, convention,
                  lower_bound, interval, deletion_fill, blur_sigma, blur_kernel_size):
-    """Score one batch of images, writing into ``result`` at ``rows``."""
-    scores, curves = result.scores, result.curves
+    """{"scores": {metric: (n,)}, "curves": {...}} for one batch of images."""
+    scores, curves = {}, {}
     common = {"convention": convention, "batch_size": batch_size}
-    if "rcap" in scores:
+    if "rcap" in metrics:
         out = rcap(scorer, images, maps, targets, black, lower_bound=lower_bound, interval=interval, **common)
-        scores["rcap"][rows] = out["rcap"]
-        curves["rcap"]["probability"][rows] = out["probability"]
-        curves["rcap"]["saliency_ratio"][rows] = out["saliency_ratio"]
+        scores["rcap"] = out["rcap"]
+        curves["rcap"] = {"probability": out["probability"], "saliency_ratio": out["saliency_ratio"]}
     background = None
-    if "iauc" in scores or ("dauc" in scores and deletion_fill == "blur"):
+    if "iauc" in metrics or ("dauc" in metrics and deletion_fill == "blur"):
         background = auc.blurred(images, blur_sigma, blur_kernel_size)
-    if "dauc" in scores:
+    if "dauc" in metrics:
         fill = {"zero": np.zeros_like(black), "black": black, "blur": background}[deletion_fill]
-        probability = auc.curves(scorer, fill, images, maps, targets, x, **common)
-        curves["dauc"]["probability"][rows] = probability
-        scores["dauc"][rows] = auc.area(probability, x)
-    if "iauc" in scores:
-        probability = auc.curves(scorer, images, background, maps, targets, x, **common)
-        curves["iauc"]["probability"][rows] = probability
-        scores["iauc"][rows] = auc.area(probability, x)
+        curves["dauc"] = auc.curves(scorer, fill, images, maps, targets, x, **common)
+        scores["dauc"] = auc.area(curves["dauc"], x)
+    if "iauc" in metrics:
+        curves["iauc"] = auc.curves(scorer, images, background, maps, targets, x, **common)
+        scores["iauc"] = auc.area(curves["iauc"], x)
     for name in _MASK_METRICS:
-        if name in scores:
-            scores[name][rows] = getattr(segmentation, name)(maps, masks)
+        if name in metrics:
+            scores[name] = getattr(segmentation, name)(maps, masks)
+    return {"scores": scores, "curves": curves}

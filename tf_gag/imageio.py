@@ -12,8 +12,12 @@ import re
 import numpy as np
 import tensorflow as tf
 
-def fit(image, height, width):
-    """Centre-crop an (h, w, c) image to the aspect ratio of (height, width), then resize bilinearly."""
+def fit(image, height, width, method="bilinear"):
+    """Centre-crop an (h, w, c) image to the aspect ratio of (height, width), then resize.
+
+    ``method`` is `tf.image.resize`'s: "bilinear" for photos, "nearest" for
+    label maps (no blended class ids).
+    """
     image = tf.cast(image, tf.float32)
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
@@ -22,7 +26,7 @@ def fit(image, height, width):
     crop_w = tf.cast(tf.minimum(w, h / ratio), tf.int32)
     top, left = (shape[0] - crop_h) // 2, (shape[1] - crop_w) // 2
     cropped = image[top : top + crop_h, left : left + crop_w]
-    return tf.image.resize(cropped, (height, width), method="bilinear")
+    return tf.image.resize(cropped, (height, width), method=method)
 
 
 def decode(encoded, height, width, channels=3):

@@ -28,53 +28,16 @@ import tensorflow as tf
 
 from . import imageio, ops
 from .api import Explainer
-from .methods.aggregations import merge_moments, sample_variance
-from .methods.gradcam import GradCam
 
 
 def _check_exportable(explainer):
     if explainer.reverse is not None:
         raise ValueError("reverse: reversed maps are an evaluation device; export the method without reverse=")
-    if not isinstance(explainer._engine, GradCam) and explainer._engine.modification.sequential:
+    if not explainer.runs_in_graph:
         raise ValueError(
             f"method: {explainer.preset.name} chooses each step from the previous gradients on the host and "
             "cannot run inside a serving graph; export another method"
         )
-
-
-def _in_graph_attributions(explainer, image_shape):
-    """(images, targets) -> raw (N, H, W, C) attributions, as TF ops over all n samples of every image."""
-    engine = explainer._engine
-    if isinstance(engine, GradCam):
-        engine._resolve_layer(tf.zeros((1,) + tuple(image_shape)))
-        return engine._kernel(image_shape)
-    modification, aggregation = engine.modification, engine.aggregation
-    modification.validate_image_shape(image_shape)  # also fixes shape-dependent settings (BlurIG's kernel)
-    step = engine._kernel(image_shape)
-    n, seed = modification.n_jobs, tf.constant(explainer.seed, tf.int32)
-
-    def attributions(images, targets):
-        params = modification.params(images)
-        index = tf.range(tf.shape(images)[0], dtype=tf.int32)
-
-        def sample(k):  # one sample of every image: a batch of N passes
-            _, interpreted, contribution, _ = step(images, targets, params, index, tf.fill(tf.shape(index), k), seed)
-            return interpreted, contribution
-
-        total, mean = sample(tf.constant(0, tf.int32))
-        m2 = tf.zeros_like(mean)
-
-        def body(k, total, mean, m2):
-            interpreted, contribution = sample(k)
-            count = tf.cast(k, tf.float32)
-            _, total, mean, m2 = merge_moments((count, total, mean, m2), (1.0, interpreted, contribution, 0.0))
-            return k + 1, total, mean, m2
-
-        _, total, mean, m2 = tf.while_loop(lambda k, *_: k < n, body, (tf.constant(1, tf.int32), total, mean, m2))
-        variance = sample_variance(float(n), mean, m2) if n > 1 else tf.zeros_like(m2)
-        return aggregation.finalize(total / n, variance if aggregation.needs_variance else None)
-
-    return attributions
 
 
 class _ServingModule(tf.Module):
@@ -88,7 +51,7 @@ class _ServingModule(tf.Module):
         if len(shape) != 3 or None in shape:
             raise ValueError(f"model: export needs a fixed (H, W, C) input size; the model reports {shape}")
         height, width, channels = shape
-        raw = _in_graph_attributions(explainer, shape)
+        raw = explainer.graph_attributions(shape)
         preprocessing = adapter.preprocessing
         names = tf.constant(list(class_names)) if class_names else None
 

