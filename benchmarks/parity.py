@@ -89,6 +89,13 @@ def main(argv=None):
     targets = logits.argmax(axis=1).astype(np.int32)
     noise = np.stack([tf.random.stateless_normal(images.shape[1:], seed=[0, k]).numpy() for k in range(SAMPLES)])
 
+    # tf_gag's per-sample gradients on the same noisy inputs (sigma over the batch, as the reference draws it).
+    from tf_gag.gradients import compile_gradients
+
+    gradients = compile_gradients(model.forward, images.shape[1:])
+    sigma = 0.15 * (images.max() - images.min())
+    per_sample = np.stack([gradients(images + sigma * noise[k], targets).numpy() for k in range(SAMPLES)])
+
     ours, seconds = {}, {}
     for method, options in METHODS.items():
         explainer = tf_gag.Explainer(model, method, batch_size=32, **options)
@@ -103,7 +110,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as work:
         inputs, out = os.path.join(work, "in.npz"), os.path.join(work, "out.npz")
         np.savez(inputs, images=images.transpose(0, 3, 1, 2), targets=targets, noise=noise.transpose(0, 3, 1, 2),
-                 maps=maps, p=P, repeats=args.repeats, ig_steps=IG_STEPS, ig_trials=IG_TRIALS)
+                 maps=maps, gradients=per_sample.transpose(0, 1, 4, 2, 3), p=P, repeats=args.repeats, ig_steps=IG_STEPS, ig_trials=IG_TRIALS)
         print("running mlxops-xai in the torch environment ...", flush=True)
         torch_env.run(args.torch_python, "parity", inputs, out)
         theirs = dict(np.load(out))
@@ -112,7 +119,13 @@ def main(argv=None):
     maps_rows = []
     for method in ("guided_absolute_grad", "smoothgrad", "vargrad"):
         difference = np.abs(ours[method] - theirs[f"maps_{method}"])
-        maps_rows.append([method, f"{difference.max():.1e}", f"{difference.mean():.1e}"])
+        given = np.abs(ours[method] - theirs[f"given_{method}"])
+        flips = int(np.sum(given > 1e-3))
+        maps_rows.append([method, f"{difference.max():.1e}", f"{difference.mean():.1e}", f"{given.max():.1e}",
+                          f"{given.mean():.1e}", flips])
+    theirs_gradients = theirs["gradients"].transpose(0, 1, 3, 4, 2)
+    gradient_error = np.linalg.norm((per_sample - theirs_gradients).reshape(SAMPLES * len(images), -1), axis=1) / \
+        np.linalg.norm(theirs_gradients.reshape(SAMPLES * len(images), -1), axis=1)
     metric_rows = [
         [name, f"{np.abs(mine - theirs[name]).max():.1e}", f"{mine.mean():.4f}", f"{theirs[name].mean():.4f}"]
         for name, mine in (("rcap", scores["rcap"]), ("dauc", auc_scores["dauc"]), ("iauc", auc_scores["iauc"]))
@@ -125,7 +138,11 @@ def main(argv=None):
     ]
     markdown = "\n\n".join([
         f"## Maps on identical noise (n = {SAMPLES}, {count} photos, 224 px)",
-        report.markdown_table(["method", "max abs difference", "mean abs difference"], maps_rows),
+        report.markdown_table(["method", "max abs diff", "mean abs diff", "max abs diff, same gradients",
+                               "mean abs diff, same gradients", "pixels > 1e-3 apart, same gradients"], maps_rows),
+        f"Per-sample input gradients, tf_gag vs torch (float32, the same noisy inputs): relative L2 median "
+        f"{np.median(gradient_error):.1e}, max {gradient_error.max():.1e} over {gradient_error.size} passes; "
+        f"{int(np.sum(gradient_error > 1e-4))} passes above 1e-4.",
         "## Metrics on identical maps (tf_gag's GAG maps; convention=\"reference\")",
         report.markdown_table(["metric", "max abs difference per image", "tf_gag mean", "mlxops-xai mean"],
                               metric_rows),
@@ -135,7 +152,11 @@ def main(argv=None):
     data = {
         "photos": list(assets.ALL_PHOTOS), "targets": targets.tolist(),
         "logits_max_abs_difference": float(np.abs(logits - theirs["logits"]).max()),
-        "maps": {r[0]: {"max": float(r[1]), "mean": float(r[2])} for r in maps_rows},
+        "maps": {r[0]: {"max": float(r[1]), "mean": float(r[2]), "max_same_gradients": float(r[3]),
+                        "mean_same_gradients": float(r[4]), "pixels_apart_same_gradients": r[5]}
+                 for r in maps_rows},
+        "gradient_rel_l2": {"median": float(np.median(gradient_error)), "max": float(gradient_error.max()),
+                            "above_1e-4": int(np.sum(gradient_error > 1e-4))},
         "metrics": {r[0]: float(r[1]) for r in metric_rows},
         "seconds_tf_gag": seconds, "seconds_mlxops_xai": torch_seconds,
     }

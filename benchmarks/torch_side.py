@@ -140,22 +140,46 @@ def parity(inputs_path, out_path):
         calls["k"] += 1
         return mean + std * noise[k].expand_as(mean)
 
+    n = len(noise)
+    methods = {
+        "guided_absolute_grad": lambda: gradient.guided_absolute_grad(
+            model, images, targets, num_samples=n, th=float(data["p"])),
+        "smoothgrad": lambda: gradient.smooth_grad(model, images, targets, num_samples=n),
+        "vargrad": lambda: gradient.guided_absolute_grad(
+            model, images, targets, num_samples=n, ifabs=False, aggregation="variance"),
+    }
     out, seconds = {}, {}
+    original_gradients = gradient.get_gradients
+    recorded = []
     gradient.torch.normal = fixed_normal
     try:
-        n = len(noise)
-        for name, fn in {
-            "guided_absolute_grad": lambda: gradient.guided_absolute_grad(
-                model, images, targets, num_samples=n, th=float(data["p"])),
-            "smoothgrad": lambda: gradient.smooth_grad(model, images, targets, num_samples=n),
-            "vargrad": lambda: gradient.guided_absolute_grad(
-                model, images, targets, num_samples=n, ifabs=False, aggregation="variance"),
-        }.items():
-            calls["k"] = 0
+        for name, fn in methods.items():
             maps, seconds[name] = _timed(lambda: (calls.update(k=0), fn())[1], repeats)
             out[f"maps_{name}"] = maps.detach().numpy()
+
+        def recording(*args, **kwargs):  # torch's own per-sample gradients, for the float32 floor
+            recorded.append(original_gradients(*args, **kwargs).detach().numpy())
+            return torch.tensor(recorded[-1])
+
+        gradient.get_gradients = recording
+        calls.update(k=0)
+        methods["smoothgrad"]()
+        out["gradients"] = np.stack(recorded)
+        # The same aggregation code fed tf_gag's per-sample gradients: method arithmetic alone.
+        given = torch.tensor(data["gradients"])
+        supplied = {"k": 0}
+
+        def supplying(*args, **kwargs):
+            supplied["k"] += 1
+            return given[(supplied["k"] - 1) % len(given)]
+
+        gradient.get_gradients = supplying
+        for name, fn in methods.items():
+            supplied["k"] = 0
+            out[f"given_{name}"] = fn().detach().numpy()
     finally:
         gradient.torch.normal = original_normal
+        gradient.get_gradients = original_gradients
     _, seconds["integrated_gradients"] = _timed(
         lambda: gradient.integrated_gradients(model, images, targets, steps=int(data["ig_steps"]),
                                               trials=int(data["ig_trials"])), repeats)

@@ -217,7 +217,8 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
             raise ValueError(f"masks: metrics {mask_metrics} compare maps with ground-truth masks; pass masks=")
         if masks is not None:
             masks = as_mask_batch(masks, n, images.shape[1:3], binary="log_cosh_dice" in metrics)
-        logits = adapter.predict_logits(images, batch_size, warn=False)
+        # Top classes need every image's logits; explicit targets only the class count and the logits check.
+        logits = adapter.predict_logits(images if targets is None else images[:1], batch_size, warn=False)
         adapter.require_logits(logits)
         ids = resolve_targets(targets, n, logits.shape[1], predicted=lambda: logits.argmax(axis=1))
         source = (
