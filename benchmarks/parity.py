@@ -27,12 +27,11 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 from benchmarks import report, torch_env
-from benchmarks.torch_side import IMAGENET_MEAN, IMAGENET_STD
+from benchmarks.torch_side import IMAGENET_MEAN, IMAGENET_STD, timed
 
 SAMPLES, P, IG_STEPS, IG_TRIALS = 20, 0.85, 5, 2
 REFERENCE_NOISE = {"n_samples": SAMPLES, "noise_range": "batch"}
@@ -57,17 +56,6 @@ def imagenet_space_model():
         lambda x: lite0.forward(((x * std + mean) * 255.0 - 127.0) / 128.0),
         preprocessing=tf_gag.Preprocessing(mean=(IMAGENET_MEAN * 255).tolist(), std=(IMAGENET_STD * 255).tolist()),
     )
-
-
-def timed(fn, repeats):
-    """(result, best wall seconds) of ``fn()`` over ``repeats`` runs after one warm-up (tracing)."""
-    result = fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return result, best
 
 
 def main(argv=None):

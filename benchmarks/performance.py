@@ -22,11 +22,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 from benchmarks import report
+from benchmarks.torch_side import timed
 
 BATCH, SAMPLES = 16, 20
 MEMORY_SCRIPT = """
@@ -43,13 +43,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def best_of(fn, repeats):
     """Best wall seconds of ``fn()`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return timed(fn, repeats)[1]
 
 
 def peak_rss_mb(samples):

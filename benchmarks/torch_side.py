@@ -106,8 +106,8 @@ def imagenet_space_lite0():
     return ImagenetSpace().eval()
 
 
-def _timed(fn, repeats):
-    """(result, best wall seconds) of ``fn()`` over ``repeats`` runs after one warm-up."""
+def timed(fn, repeats):
+    """(result, best wall seconds) of ``fn()`` over ``repeats`` runs after one warm-up (tracing, caches)."""
     import time
 
     result = fn()
@@ -154,7 +154,7 @@ def parity(inputs_path, out_path):
     gradient.torch.normal = fixed_normal
     try:
         for name, fn in methods.items():
-            maps, seconds[name] = _timed(lambda: (calls.update(k=0), fn())[1], repeats)
+            maps, seconds[name] = timed(lambda: (calls.update(k=0), fn())[1], repeats)
             out[f"maps_{name}"] = maps.detach().numpy()
 
         def recording(*args, **kwargs):  # torch's own per-sample gradients, for the float32 floor
@@ -180,15 +180,15 @@ def parity(inputs_path, out_path):
     finally:
         gradient.torch.normal = original_normal
         gradient.get_gradients = original_gradients
-    _, seconds["integrated_gradients"] = _timed(
+    _, seconds["integrated_gradients"] = timed(
         lambda: gradient.integrated_gradients(model, images, targets, steps=int(data["ig_steps"]),
                                               trials=int(data["ig_trials"])), repeats)
     maps = torch.tensor(data["maps"])
     rcap = RCAP(lower_bound=0.5, recover_interval=0.1)
-    result, seconds["rcap"] = _timed(lambda: rcap.evaluate(model, (images, targets), maps), repeats)
+    result, seconds["rcap"] = timed(lambda: rcap.evaluate(model, (images, targets), maps), repeats)
     out["rcap"] = result["rcap_per_sample"]["RCAP"].numpy()
     auc = AUC(percentages=[round(1 - k / 10, 1) for k in range(10)], sigma=16)
-    result, seconds["auc"] = _timed(lambda: auc.evaluate(model, (images, targets), maps), repeats)
+    result, seconds["auc"] = timed(lambda: auc.evaluate(model, (images, targets), maps), repeats)
     out["dauc"] = result["DAUC_per_sample"].numpy()
     out["iauc"] = result["IAUC_per_sample"].numpy()
     with torch.no_grad():
