@@ -132,7 +132,9 @@ class Explainer:
         `PartialResultError` raised holds the attributions of the images
         already finished (``partial``, ``completed``).
         """
-        images, ids = self._prepare(images, targets)
+        return self._attributions(*self._prepare(images, targets), on_progress)
+
+    def _attributions(self, images, ids, on_progress):
         if self.strategy is not None:
             return self._distributed_attributions(images, ids, on_progress)
         if isinstance(self._engine, GradCam):
@@ -155,11 +157,7 @@ class Explainer:
             try:
                 result[rows] = run(images[rows], ids[rows]).numpy()
             except (tf.errors.OpError, MemoryError) as error:
-                raise PartialResultError(
-                    f"computing attributions failed after {int(done.sum())} of {len(images)} images: {error}",
-                    result,
-                    done,
-                ) from error
+                raise PartialResultError.after_images("computing attributions", error, result, done) from error
             done[rows] = True
             if on_progress is not None:
                 on_progress((rows.stop - start) * self.passes_per_image)
@@ -174,7 +172,10 @@ class Explainer:
         """
         if data.is_dataset(images):
             return self._explain_dataset(images, targets, on_progress)
-        maps = ops.normalize_maps(ops.reduce_channels(self.attributions(images, targets, on_progress=on_progress)))
+        return self._maps(*self._prepare(images, targets), on_progress)
+
+    def _maps(self, images, ids, on_progress):
+        maps = ops.normalize_maps(ops.reduce_channels(self._attributions(images, ids, on_progress)))
         if self.reverse is not None:
             maps = reverse_maps(maps, *self.reverse)
         return maps.numpy().astype(np.float32)
@@ -187,7 +188,7 @@ class Explainer:
         """
         for batch in data.batches(dataset, self.batch_size):
             images, ids = self._prepare(batch["image"], batch.get("label"))
-            yield self.explain(images, ids, on_progress=on_progress), ids, batch
+            yield self._maps(images, ids, on_progress), ids, batch
 
     def _explain_dataset(self, dataset, targets, on_progress):
         if targets is not None:

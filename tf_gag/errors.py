@@ -14,3 +14,8 @@ class PartialResultError(RuntimeError):
         super().__init__(message)
         self.partial = partial
         self.completed = completed
+
+    @classmethod
+    def after_images(cls, what, error, result, done):
+        """``what`` failed with ``error`` once the images marked in ``done`` were finished in ``result``."""
+        return cls(f"{what} failed after {int(done.sum())} of {len(done)} images: {error}", result, done)

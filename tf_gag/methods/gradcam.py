@@ -91,9 +91,7 @@ class GradCam:
             try:
                 result[start:stop] = kernel(images[start:stop], targets[start:stop]).numpy()
             except (tf.errors.OpError, MemoryError) as error:
-                raise PartialResultError(
-                    f"Grad-CAM failed after {int(done.sum())} of {len(images)} images: {error}", result, done
-                ) from error
+                raise PartialResultError.after_images("Grad-CAM", error, result, done) from error
             done[start:stop] = True
             if on_progress is not None:
                 on_progress(stop - start)

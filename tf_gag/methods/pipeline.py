@@ -57,11 +57,7 @@ class Pipeline:
             else:
                 self._run_chunks(images, targets, batch_size, seed, result, done, on_progress)
         except (tf.errors.OpError, MemoryError) as error:
-            raise PartialResultError(
-                f"computing attributions failed after {int(done.sum())} of {len(images)} images: {error}",
-                result,
-                done,
-            ) from error
+            raise PartialResultError.after_images("computing attributions", error, result, done) from error
         return result
 
     def _finish(self, stats, indices, result, done):
