@@ -1,12 +1,8 @@
 """How the n interpreted contributions fold into one attribution: part (3).
 
-Statistics accumulate online (`RunningStats`): per image, the count, the sum
-of interpreted contributions and, when a variance is needed, the mean and sum
-of squared deviations of the raw contributions, merged chunk by chunk with
-Chan et al.'s parallel rule. Memory is one image's worth per statistic,
-whatever n is.
-
-Aggregations:
+An aggregation turns an image's streaming statistics (`tf_gag.moments`: the
+mean interpreted contribution and, when it needs one, the sample variance of
+the raw contributions) into the attribution:
 
 * ``Mean``: the mean interpreted contribution (SmoothGrad, IG, ...).
 * ``Variance``: the variance (ddof = 1) of the raw contributions (VarGrad).
@@ -17,68 +13,13 @@ import numbers
 
 import tensorflow as tf
 
-from .. import ops
-
-# float32 machine epsilon times a few: the rounding a mean of n values can carry.
-_ULPS = 4 * 1.1920929e-07
+from .. import moments, ops
 
 
-def merge_moments(a, b):
-    """Chan et al.'s parallel rule on two (count, total, mean, m2) statistics of one stream.
-
-    Counts may be Python floats or tensors that broadcast against the others;
-    both must be positive. TF ops only, so it also runs in exported graphs.
-    """
-    count_a, total_a, mean_a, m2_a = a
-    count_b, total_b, mean_b, m2_b = b
-    combined = count_a + count_b
-    delta = mean_b - mean_a
-    mean = mean_a + delta * (count_b / combined)
-    m2 = m2_a + m2_b + tf.square(delta) * (count_a * count_b / combined)
-    return combined, total_a + total_b, mean, m2
-
-
-def sample_variance(count, mean, m2):
-    """Sample variance, ddof = 1, of a stream of ``count`` >= 2 values.
-
-    Deviations below float32 resolution of the mean (a few ulps, e.g. the
-    rounding of a mean of identical gradients) count as zero, so the
-    variance of a constant stream is exactly 0 rather than amplified
-    rounding noise once maps are min-max normalised.
-    """
-    resolution = count * tf.square(_ULPS * tf.abs(mean))
-    return tf.where(m2 <= resolution, 0.0, m2 / (count - 1.0))
-
-
-class RunningStats:
-    """Per-image online statistics of an image's contribution stream."""
-
-    def __init__(self):
-        self.count = 0.0
-        self.total = None
-        self.mean = None
-        self.m2 = None
-
-    def merge(self, count, total, mean, m2):
-        """Fold in a chunk's statistics for this image (tensors of shape (H, W, C))."""
-        count = float(count)
-        if count == 0:
-            return
-        if self.total is None:
-            self.count, self.total, self.mean, self.m2 = count, total, mean, m2
-            return
-        self.count, self.total, self.mean, self.m2 = merge_moments(
-            (self.count, self.total, self.mean, self.m2), (count, total, mean, m2)
-        )
-
-    def mean_interpreted(self):
-        return self.total / self.count
-
-    def variance(self):
-        """`sample_variance` of the stream (zero for a single sample)."""
-        if self.count < 2:
-            return tf.zeros_like(self.m2)
-        return sample_variance(self.count, self.mean, self.m2)
+def attributions_of(aggregation, statistics):
+    """(G, H, W, C) attributions from G streams' merged `tf_gag.moments` statistics."""
+    variance = moments.sample_variance(statistics) if aggregation.needs_variance else None
+    return aggregation.finalize(moments.mean_interpreted(statistics), variance)
 
 
 class Mean:

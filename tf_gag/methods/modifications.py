@@ -16,7 +16,8 @@ GuidedPath         adaptive (sequential, Guided IG)       n * (x_k - x_{k-1}) * 
 
 Randomness is stateless and depends only on (seed, k): every image draws the
 same noise sequence, scaled by its own sigma, so an image's map never depends
-on the other images of the batch or on its position there.
+on the other images of the batch or on its position there. A chunk draws
+each of its distinct k once and shares the draw between its images.
 """
 import math
 import numbers
@@ -47,9 +48,15 @@ def _check_choice(name, value, choices):
     return value
 
 
-def _per_image_range(images):
-    """(G,) max - min of each image."""
-    return tf.reduce_max(images, axis=[1, 2, 3]) - tf.reduce_min(images, axis=[1, 2, 3])
+def _draws(draw, keys):
+    """``draw(key)`` for every entry of ``keys`` (B,), each distinct key drawn once.
+
+    Chunks hold the same sample index for many images; drawing per distinct
+    index instead of per job divides the random-number work by the images
+    a chunk shares.
+    """
+    distinct, position = tf.unique(keys)
+    return tf.gather(tf.map_fn(draw, distinct, fn_output_signature=tf.float32), position)
 
 
 class Modification:
@@ -111,11 +118,7 @@ class GaussianNoise(Modification):
     def inputs(self, images, params, image_index, sample_index, seed):
         (sigma,) = params
         shape = tf.shape(images)[1:]
-        noise = tf.map_fn(
-            lambda k: tf.random.stateless_normal(shape, seed=tf.stack([seed, k])),
-            sample_index,
-            fn_output_signature=tf.float32,
-        )
+        noise = _draws(lambda k: tf.random.stateless_normal(shape, seed=tf.stack([seed, k])), sample_index)
         return tf.gather(images, image_index) + tf.reshape(tf.gather(sigma, image_index), [-1, 1, 1, 1]) * noise
 
 
@@ -189,11 +192,7 @@ class StraightPath(Modification):
             return tf.gather(fixed, image_index)
         trial = sample_index // self.steps
         shape = tf.shape(images)[1:]
-        unit = tf.map_fn(
-            lambda t: tf.random.stateless_uniform(shape, seed=tf.stack([seed, 1_000_003 + t])),
-            trial,
-            fn_output_signature=tf.float32,
-        )
+        unit = _draws(lambda t: tf.random.stateless_uniform(shape, seed=tf.stack([seed, 1_000_003 + t])), trial)
         low = tf.reshape(tf.gather(bounds[:, 0], image_index), [-1, 1, 1, 1])
         high = tf.reshape(tf.gather(bounds[:, 1], image_index), [-1, 1, 1, 1])
         return low + (high - low) * unit

@@ -1,18 +1,23 @@
 """Run a modification x interpretation x aggregation over a batch of images.
 
-Jobs are the (image, sample) pairs in image-major order; they are cut into
-chunks of exactly ``batch_size`` forward+backward passes (the last one may be
-shorter), so a chunk can hold several images or part of one. Each chunk's
-per-image statistics merge into that image's `RunningStats`; an image is
-finalised as soon as its last sample is in. Memory holds the chunk and the
-statistics of the (at most ceil(batch_size / n) + 1) images in flight.
+Images are taken ``batch_size`` at a time (a group). A group's jobs, its
+(image, sample) pairs, run sample-major: sample 0 of every image, then
+sample 1, ..., cut into chunks of exactly ``batch_size`` forward+backward
+passes (the last one may be shorter). A chunk of a full group is one sample
+of every image, so a random draw (noise, a baseline) is made once per chunk
+and shared - as in the in-graph path (`methods.graph`). Each chunk's per-image
+statistics merge into the group's running statistics (`tf_gag.moments`)
+inside the compiled step; the group is finalised, in one batched op, when its
+last sample is in. Memory holds the chunk and the statistics of one group,
+whatever n is; a failure keeps the groups already finished.
 """
 import numpy as np
 import tensorflow as tf
 
+from .. import moments
 from ..errors import PartialResultError
 from ..gradients import compile_gradients, compile_step
-from .aggregations import RunningStats
+from .aggregations import attributions_of
 
 
 class Pipeline:
@@ -60,56 +65,43 @@ class Pipeline:
             raise PartialResultError.after_images("computing attributions", error, result, done) from error
         return result
 
-    def _finish(self, stats, indices, result, done):
-        mean = tf.stack([stats[i].mean_interpreted() for i in indices])
-        variance = tf.stack([stats[i].variance() for i in indices]) if self.aggregation.needs_variance else None
-        result[indices] = self.aggregation.finalize(mean, variance).numpy()
-        done[indices] = True
-        for i in indices:
-            del stats[i]
-
     def _run_chunks(self, images, targets, batch_size, seed, result, done, on_progress):
         step = self._kernel(images.shape[1:])
         params = tuple(p.numpy() for p in self.modification.params(images))
         n = self.modification.n_jobs
-        total = len(images) * n
-        stats = {}
         seed = tf.constant(seed, tf.int32)
-        for start in range(0, total, batch_size):
-            jobs = np.arange(start, min(start + batch_size, total))
-            owner = jobs // n
-            touched = np.unique(owner)
-            local = np.searchsorted(touched, owner).astype(np.int32)
-            count, interpreted, mean, m2 = step(
-                images[touched],
-                targets[touched],
-                tuple(p[touched] for p in params),
-                local,
-                (jobs % n).astype(np.int32),
-                seed,
-            )
-            counts = count.numpy()
-            for j, i in enumerate(touched):
-                stats.setdefault(i, RunningStats()).merge(counts[j], interpreted[j], mean[j], m2[j])
-            finished = [i for i in touched if stats[i].count == n]
-            if finished:
-                self._finish(stats, finished, result, done)
-            if on_progress is not None:
-                on_progress(len(jobs))
+        for first in range(0, len(images), batch_size):
+            group = np.arange(first, min(first + batch_size, len(images)))
+            size, total = len(group), len(group) * n
+            group_images = tf.constant(images[group])
+            inputs = (group_images, tf.constant(targets[group]), tuple(p[group] for p in params))
+            statistics = moments.empty(group_images)
+            for start in range(0, total, batch_size):
+                jobs = np.arange(start, min(start + batch_size, total))
+                statistics = step(
+                    *inputs, (jobs % size).astype(np.int32), (jobs // size).astype(np.int32), seed, statistics
+                )
+                if on_progress is not None:
+                    on_progress(len(jobs))
+            self._finish(statistics, group, result, done)
 
     def _run_sequential(self, images, targets, batch_size, result, done, on_progress):
         gradients = self._kernel(images.shape[1:])
         for start in range(0, len(images), batch_size):
-            indices = list(range(start, min(start + batch_size, len(images))))
+            indices = np.arange(start, min(start + batch_size, len(images)))
             chunk_targets = tf.constant(targets[indices])
-            stats = {i: RunningStats() for i in indices}
+            statistics = moments.empty(images[indices])
+            ones = tf.ones([len(indices)], tf.float32)
             walk = self.modification.walk(images[indices], lambda x: gradients(x, chunk_targets))
             for contributions in walk:
                 contributions = tf.constant(contributions)
-                interpreted = self.interpretation(contributions)
-                zeros = tf.zeros_like(contributions[0])
-                for j, i in enumerate(indices):
-                    stats[i].merge(1.0, interpreted[j], contributions[j], zeros)
+                step = (ones, self.interpretation(contributions), contributions, tf.zeros_like(contributions))
+                statistics = moments.merge(statistics, step)
                 if on_progress is not None:
                     on_progress(len(indices))
-            self._finish(stats, indices, result, done)
+            self._finish(statistics, indices, result, done)
+
+    def _finish(self, statistics, indices, result, done):
+        """Finalise the images ``indices`` from their merged statistics, in one batch."""
+        result[indices] = attributions_of(self.aggregation, statistics).numpy()
+        done[indices] = True
