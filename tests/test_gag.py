@@ -110,3 +110,17 @@ def test_gag_batch_noise_range_uses_whole_batch(rng):
 def test_p_outside_unit_interval_is_rejected(bad):
     with pytest.raises(ValueError, match="p: expected a quantile in"):
         tf_gag.GuidedAbsoluteGrad(quadratic, p=bad)
+
+
+@pytest.mark.parametrize("q", [0.0, 0.15, 0.5, 0.85, 1.0])
+def test_quantile_matches_numpy_eagerly_and_in_a_graph(q):
+    """The guide's quantile sorts with numpy on eager CPU tensors and with tf.sort in graphs: same numbers."""
+    from tf_gag import ops
+
+    values = np.random.default_rng(3).standard_normal((4, 301)).astype(np.float32) ** 3
+    values[0, :100] = 0.0  # ties
+    values[1, :7] = -0.0
+    expected = np.quantile(values, q, axis=1)
+    np.testing.assert_allclose(ops.quantile(values, q, axis=1).numpy(), expected, rtol=1e-6, atol=1e-7)
+    in_graph = tf.function(lambda v: ops.quantile(v, q, axis=1))(tf.constant(values)).numpy()
+    np.testing.assert_allclose(in_graph, expected, rtol=1e-6, atol=1e-7)

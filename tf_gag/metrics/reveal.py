@@ -26,6 +26,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from .. import ops
 from ..distribute import SplitRunner, replicas
 
 CONVENTIONS = ("paper", "reference")
@@ -46,7 +47,7 @@ def step_thresholds(maps, fractions, convention):
     maps = tf.convert_to_tensor(maps, tf.float32)
     pixels = int(maps.shape[1]) * int(maps.shape[2])
     flat = tf.reshape(maps, [-1, pixels])
-    ascending = tf.sort(flat, axis=1)
+    ascending = ops.sort(flat, axis=1)
     fractions = np.asarray(fractions, np.float64)
     if convention == "paper":
         counts = np.array([math.ceil(round(f * pixels, 6)) for f in fractions], np.int64)
@@ -83,45 +84,57 @@ class RevealScorer:
         if image_shape not in self._compiled:
             images = tf.TensorSpec((None,) + image_shape, tf.float32)
             maps = tf.TensorSpec((None,) + image_shape[:2], tf.float32)
-            vector = tf.TensorSpec((None,), tf.float32)
-            spec = [images, images, maps, vector, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.bool)]
+            index = tf.TensorSpec((None,), tf.int32)
+            spec = [index, tf.TensorSpec((None,), tf.float32), index, images, images, maps, tf.TensorSpec((), tf.bool)]
 
             @tf.function(input_signature=spec)
-            def score(reveal, hide, maps, thresholds, targets, strict):
+            def score(image_index, thresholds, targets, reveal, hide, maps, strict):
+                def rows(x):  # each job's image; a one-row reveal or hide (black, a fill) serves every image
+                    return tf.gather(x, tf.minimum(image_index, tf.shape(x)[0] - 1))
+
                 t = thresholds[:, tf.newaxis, tf.newaxis]
-                mask = tf.where(strict, maps > t, maps >= t)[..., tf.newaxis]
-                outputs = self.adapter.forward(tf.where(mask, reveal, hide))
+                job_maps = rows(maps)
+                mask = tf.where(strict, job_maps > t, job_maps >= t)[..., tf.newaxis]
+                outputs = self.adapter.forward(tf.where(mask, rows(reveal), rows(hide)))
                 return tf.gather(self.adapter.probabilities(outputs), targets, batch_dims=1)
 
-            self._compiled[image_shape] = SplitRunner(self.strategy, score, shared_count=1)
+            self._compiled[image_shape] = SplitRunner(self.strategy, score, shared_count=4)
         return self._compiled[image_shape]
 
     def probabilities(self, reveal, hide, maps, thresholds, targets, *, convention, batch_size):
         """(N, K) probabilities of the target class for every image i and step k.
 
         Args:
-          reveal, hide: float32 (N, H, W, C) arrays (or broadcastable to it).
+          reveal, hide: float32 (N, H, W, C) arrays, or one value for every
+            image broadcastable to (H, W, C) (a colour, a black image).
           maps: (N, H, W) saliency maps.
           thresholds: (N, K) from `step_thresholds`.
           targets: (N,) class ids.
+
+        The images, maps and fills enter the compiled function once per call
+        as tensors; each chunk of (image, step) jobs passes only indices,
+        thresholds and targets, and is composed inside the graph.
         """
         maps = np.asarray(maps, np.float32)
         thresholds = np.asarray(thresholds, np.float32)
         n, k = thresholds.shape
-        shape = maps.shape[:1] + tuple(np.broadcast_shapes(np.shape(reveal), np.shape(hide))[1:])
-        reveal = np.broadcast_to(np.asarray(reveal, np.float32), shape)
-        hide = np.broadcast_to(np.asarray(hide, np.float32), shape)
-        score = self._score_fn(tuple(shape[1:]))
-        strict = tf.constant(convention == "reference")
-        image_of = np.repeat(np.arange(n), k)
+        image_shape = tuple(np.broadcast_shapes(np.shape(reveal), np.shape(hide))[1:])
+        shared = (_per_image(reveal, n, image_shape), _per_image(hide, n, image_shape), tf.constant(maps),
+                  tf.constant(convention == "reference"))
+        score = self._score_fn(image_shape)
+        image_of = np.repeat(np.arange(n, dtype=np.int32), k)
+        target_of = np.repeat(np.asarray(targets, np.int32), k)
         flat_thresholds = thresholds.reshape(-1)
-        targets = np.asarray(targets, np.int32)
         out = np.empty(n * k, np.float64)
         chunk = batch_size * replicas(self.strategy)
         for start in range(0, n * k, chunk):
             jobs = slice(start, min(start + chunk, n * k))
-            idx = image_of[jobs]
-            out[jobs] = score(
-                reveal[idx], hide[idx], maps[idx], flat_thresholds[jobs], targets[idx], strict
-            ).numpy()
+            out[jobs] = score(image_of[jobs], flat_thresholds[jobs], target_of[jobs], *shared).numpy()
         return out.reshape(n, k)
+
+
+def _per_image(values, n, image_shape):
+    """``values`` as a float32 tensor of n rows (one per image) or of 1 row (one for all images)."""
+    values = np.asarray(values, np.float32)
+    rows = n if values.ndim == 4 and values.shape[0] == n else 1
+    return tf.constant(np.broadcast_to(values, (rows,) + image_shape))
