@@ -2,6 +2,7 @@
 
     python -m benchmarks.torch_side architecture NAME OUT.onnx INPUTS.npz OUT.npz
     python -m benchmarks.torch_side parity INPUTS.npz OUT.npz
+    python -m benchmarks.torch_side metrics INPUTS.npz OUT.npz
 
 ``architecture`` builds a full-size torchvision architecture (``resnet50``, ``densenet161``,
 ``efficientnet_b4``) with seeded random weights (no pretrained weights exist
@@ -13,7 +14,8 @@ input gradients of each image's top logit in float32 and float64.
 EfficientNet-Lite0 that tf_gag's zoo model was exported from: GAG, SmoothGrad
 and VarGrad maps on the noise in INPUTS.npz (``torch.normal`` is made to
 return it), RCAP and Deletion/Insertion AUC of the maps in INPUTS.npz, and the
-time of each call (see `benchmarks.parity`).
+time of each call (see `benchmarks.parity`). ``metrics`` runs only those
+metrics, untimed, for the parity test (tests/test_parity.py).
 
 tf_gag's environment never imports torch for the benchmarks: this script runs
 as a child process and the two sides exchange .npz files.
@@ -122,8 +124,6 @@ def timed(fn, repeats):
 def parity(inputs_path, out_path):
     import torch
     from mlxops_xai import gradient
-    from mlxops_xai.auc import AUC
-    from mlxops_xai.rcap import RCAP
 
     torch.manual_seed(0)
     data = np.load(inputs_path)
@@ -183,19 +183,37 @@ def parity(inputs_path, out_path):
     _, seconds["integrated_gradients"] = timed(
         lambda: gradient.integrated_gradients(model, images, targets, steps=int(data["ig_steps"]),
                                               trials=int(data["ig_trials"])), repeats)
-    maps = torch.tensor(data["maps"])
-    rcap = RCAP(lower_bound=0.5, recover_interval=0.1)
-    result, seconds["rcap"] = timed(lambda: rcap.evaluate(model, (images, targets), maps), repeats)
-    out["rcap"] = result["rcap_per_sample"]["RCAP"].numpy()
-    auc = AUC(percentages=[round(1 - k / 10, 1) for k in range(10)], sigma=16)
-    result, seconds["auc"] = timed(lambda: auc.evaluate(model, (images, targets), maps), repeats)
-    out["dauc"] = result["DAUC_per_sample"].numpy()
-    out["iauc"] = result["IAUC_per_sample"].numpy()
+    out.update(reference_metrics(model, images, targets, torch.tensor(data["maps"]), repeats, seconds))
     with torch.no_grad():
         out["logits"] = model(images).numpy()
     np.savez(out_path, seconds=json.dumps(seconds), threads=torch.get_num_threads(), **out)
 
 
+def reference_metrics(model, images, targets, maps, repeats, seconds):
+    """mlxops-xai's per-image RCAP (50/10), DAUC and IAUC (10 steps), timed into ``seconds``."""
+    from mlxops_xai.auc import AUC
+    from mlxops_xai.rcap import RCAP
+
+    rcap = RCAP(lower_bound=0.5, recover_interval=0.1)
+    result, seconds["rcap"] = timed(lambda: rcap.evaluate(model, (images, targets), maps), repeats)
+    out = {"rcap": result["rcap_per_sample"]["RCAP"].numpy()}
+    auc = AUC(percentages=[round(1 - k / 10, 1) for k in range(10)], sigma=16)
+    result, seconds["auc"] = timed(lambda: auc.evaluate(model, (images, targets), maps), repeats)
+    out["dauc"] = result["DAUC_per_sample"].numpy()
+    out["iauc"] = result["IAUC_per_sample"].numpy()
+    return out
+
+
+def metrics(inputs_path, out_path):
+    """The reference metrics alone on given (N, C, H, W) images, targets and maps (tests/test_parity.py)."""
+    import torch
+
+    data = np.load(inputs_path)
+    out = reference_metrics(imagenet_space_lite0(), torch.tensor(data["images"]),  # repeats 0: one call, untimed
+                            torch.tensor(data["targets"], dtype=torch.long), torch.tensor(data["maps"]), 0, {})
+    np.savez(out_path, **out)
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"architecture": architecture, "parity": parity}[command](*args)
+    {"architecture": architecture, "parity": parity, "metrics": metrics}[command](*args)
