@@ -82,12 +82,12 @@ def main(argv=None):
                              "tf_gag_passes_per_image": ours_passes, "xplique_passes_per_image": theirs_passes,
                              "speedup": theirs / ours, "speedup_per_pass": per_pass})
 
+    maps = {}
     for name, passes, ours, theirs in work:
-        maps, ours_s = timed(lambda: ours.explain(images, targets), args.repeats)
+        maps[name], ours_s = timed(lambda: ours.explain(images, targets), args.repeats)
         _, theirs_s = timed(lambda: theirs.explain(images, one_hot).numpy(), args.repeats)
         add(name, ours_s, theirs_s, passes, passes)
-        if name.startswith("SmoothGrad"):
-            smoothgrad_maps = maps
+    smoothgrad_maps = maps[work[0][0]]
 
     def ours_deletion():
         return tf_gag.evaluate(model, images, smoothgrad_maps, targets, metrics="dauc", batch_size=BATCH,

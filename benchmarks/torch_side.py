@@ -183,35 +183,41 @@ def parity(inputs_path, out_path):
     _, seconds["integrated_gradients"] = timed(
         lambda: gradient.integrated_gradients(model, images, targets, steps=int(data["ig_steps"]),
                                               trials=int(data["ig_trials"])), repeats)
-    out.update(reference_metrics(model, images, targets, torch.tensor(data["maps"]), repeats, seconds))
+    results = {}
+    for name, call in reference_metric_calls(model, images, targets, torch.tensor(data["maps"])).items():
+        results[name], seconds[name] = timed(call, repeats)
+    out.update(reference_scores(results))
     with torch.no_grad():
         out["logits"] = model(images).numpy()
     np.savez(out_path, seconds=json.dumps(seconds), threads=torch.get_num_threads(), **out)
 
 
-def reference_metrics(model, images, targets, maps, repeats, seconds):
-    """mlxops-xai's per-image RCAP (50/10), DAUC and IAUC (10 steps), timed into ``seconds``."""
+def reference_metric_calls(model, images, targets, maps):
+    """{"rcap", "auc"}: zero-argument calls of mlxops-xai's RCAP (50/10) and Deletion/Insertion AUC (10 steps)."""
     from mlxops_xai.auc import AUC
     from mlxops_xai.rcap import RCAP
 
     rcap = RCAP(lower_bound=0.5, recover_interval=0.1)
-    result, seconds["rcap"] = timed(lambda: rcap.evaluate(model, (images, targets), maps), repeats)
-    out = {"rcap": result["rcap_per_sample"]["RCAP"].numpy()}
     auc = AUC(percentages=[round(1 - k / 10, 1) for k in range(10)], sigma=16)
-    result, seconds["auc"] = timed(lambda: auc.evaluate(model, (images, targets), maps), repeats)
-    out["dauc"] = result["DAUC_per_sample"].numpy()
-    out["iauc"] = result["IAUC_per_sample"].numpy()
-    return out
+    return {"rcap": lambda: rcap.evaluate(model, (images, targets), maps),
+            "auc": lambda: auc.evaluate(model, (images, targets), maps)}
+
+
+def reference_scores(results):
+    """Per-image RCAP, DAUC and IAUC from the results of `reference_metric_calls`."""
+    return {"rcap": results["rcap"]["rcap_per_sample"]["RCAP"].numpy(),
+            "dauc": results["auc"]["DAUC_per_sample"].numpy(),
+            "iauc": results["auc"]["IAUC_per_sample"].numpy()}
 
 
 def metrics(inputs_path, out_path):
-    """The reference metrics alone on given (N, C, H, W) images, targets and maps (tests/test_parity.py)."""
+    """The reference metrics alone, untimed, on given (N, C, H, W) images, targets and maps (tests/test_parity.py)."""
     import torch
 
     data = np.load(inputs_path)
-    out = reference_metrics(imagenet_space_lite0(), torch.tensor(data["images"]),  # repeats 0: one call, untimed
-                            torch.tensor(data["targets"], dtype=torch.long), torch.tensor(data["maps"]), 0, {})
-    np.savez(out_path, **out)
+    calls = reference_metric_calls(imagenet_space_lite0(), torch.tensor(data["images"]),
+                                   torch.tensor(data["targets"], dtype=torch.long), torch.tensor(data["maps"]))
+    np.savez(out_path, **reference_scores({name: call() for name, call in calls.items()}))
 
 
 if __name__ == "__main__":
