@@ -78,7 +78,7 @@ def main(argv=None):
     noise = np.stack([tf.random.stateless_normal(images.shape[1:], seed=[0, k]).numpy() for k in range(SAMPLES)])
 
     # tf_gag's per-sample gradients on the same noisy inputs (sigma over the batch, as the reference draws it).
-    from tf_gag.gradients import compile_gradients
+    from tf_gag.methods.kernel import compile_gradients
 
     gradients = compile_gradients(model.forward, images.shape[1:])
     sigma = 0.15 * (images.max() - images.min())

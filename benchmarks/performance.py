@@ -62,7 +62,7 @@ def main(argv=None):
 
     import tf_gag
     from tf_gag import assets
-    from tf_gag.gradients import compile_gradients
+    from tf_gag.methods.kernel import compile_gradients
     from tf_gag.metrics import auc
     from tf_gag.metrics.rcap import check_steps
     from tf_gag.metrics.reveal import revealed, step_thresholds

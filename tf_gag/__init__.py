@@ -27,14 +27,15 @@ from .api import (
     explain,
     list_methods,
 )
-from . import metrics, viz
+from . import metrics
+from .io import imageio
+from .tools import assets, viz
 from .errors import PartialResultError
-from .serving import export_saved_model
+from .tools.serving import export_saved_model
 from .evaluation import METRICS, EvaluationResult, evaluate
-from .imagenet_s import load_imagenet_s
-from .loading import load_model
+from .io.imagenet_s import load_imagenet_s
 from .methods.reversed import reverse_maps
-from .model import ModelAdapter, Preprocessing
+from .model import ModelAdapter, Preprocessing, load_model
 
 __version__ = "0.1.0"
 

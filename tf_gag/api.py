@@ -3,20 +3,20 @@
 import numpy as np
 import tensorflow as tf
 
-from . import data, ops
+from . import ops
+from .io import data
 from .distribute import SplitRunner, check_strategy, replicas
 from .errors import PartialResultError
-from .gradients import OBJECTIVES
-from .inputs import as_image_batch, check_batch_size, check_seed
+from .methods.kernel import OBJECTIVES
+from .io.inputs import as_image_batch, check_batch_size, check_seed
 from .methods.gradcam import GradCam
 from .methods.graph import graph_attributions
 from .methods.pipeline import Pipeline
 from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method
 from .methods.reversed import check_reverse, reverse_maps
-from .model import ModelAdapter
-from .loading import resolve_model
+from .model import ModelAdapter, resolve_model
 from .reuse import RecentCache
-from .targets import resolve_targets
+from .io.targets import resolve_targets
 
 
 def _check_reverse(reverse):

@@ -4,18 +4,17 @@ import warnings
 
 import numpy as np
 
-from . import data
+from .io import data
 from .api import Explainer, explainer_for
 from .distribute import check_strategy
 from .errors import PartialResultError
-from .inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size
-from .loading import resolve_model
+from .io.inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size
 from .metrics import auc, segmentation
 from .metrics.rcap import check_steps, rcap
 from .metrics.reveal import RevealScorer, check_convention
-from .model import ModelAdapter, Preprocessing
+from .model import ModelAdapter, Preprocessing, resolve_model
 from .reuse import RecentCache
-from .targets import resolve_targets
+from .io.targets import resolve_targets
 
 #: Every metric `evaluate` computes, with the direction that is better.
 METRICS = {

@@ -13,7 +13,8 @@ import numbers
 
 import tensorflow as tf
 
-from .. import moments, ops
+from .. import ops
+from . import moments
 
 
 def attributions_of(aggregation, statistics):

