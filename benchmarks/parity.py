@@ -80,7 +80,7 @@ def main(argv=None):
     # tf_gag's per-sample gradients on the same noisy inputs (sigma over the batch, as the reference draws it).
     from tf_gag.methods.kernel import compile_gradients
 
-    gradients = compile_gradients(model.forward, images.shape[1:])
+    gradients = compile_gradients(model, images.shape[1:])
     sigma = 0.15 * (images.max() - images.min())
     per_sample = np.stack([gradients(images + sigma * noise[k], targets).numpy() for k in range(SAMPLES)])
 

@@ -2,8 +2,8 @@
 
 Home of Guided AbsoluteGrad (GAG; Huang & Liu, "Guided AbsoluteGrad:
 Magnitude of Gradients Matters to Explanation's Localization and Saliency")
-and the methods it is compared with, all built as modification x
-interpretation x aggregation on one compiled gradient kernel.
+and the methods it is compared with, each a preset of five parts (source x
+backward rule x modification x interpretation x fold) run by one engine.
 
     >>> maps = tf_gag.explain(model, images)                  # GAG, (N, H, W) in [0, 1]
     >>> maps = tf_gag.explain(model, images, "smoothgrad", variant="GA")
@@ -21,6 +21,8 @@ from .api import (
     GuidedIG,
     IntegratedGradients,
     SmoothGrad,
+    SmoothGradSquared,
+    SmoothIG,
     VanillaGradient,
     VarGrad,
     attributions,
@@ -54,6 +56,8 @@ __all__ = [
     "PartialResultError",
     "Preprocessing",
     "SmoothGrad",
+    "SmoothGradSquared",
+    "SmoothIG",
     "VanillaGradient",
     "VarGrad",
     "attributions",

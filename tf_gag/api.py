@@ -4,15 +4,12 @@ import numpy as np
 import tensorflow as tf
 
 from . import ops
-from .io import data
-from .distribute import SplitRunner, check_strategy, replicas
+from .distribute import check_strategy
 from .errors import PartialResultError
-from .methods.kernel import OBJECTIVES
+from .io import data
 from .io.inputs import as_image_batch, check_batch_size, check_seed
-from .methods.gradcam import GradCam
-from .methods.graph import graph_attributions
-from .methods.pipeline import Pipeline
-from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method
+from .methods.engine import Engine
+from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method, slots
 from .methods.reversed import check_reverse, reverse_maps
 from .model import ModelAdapter, resolve_model
 from .reuse import RecentCache
@@ -77,44 +74,39 @@ class Explainer:
                 f"options: {self.preset.name} does not take {unknown}; its options are {sorted(defaults)}"
             )
         self.options = {**defaults, **options}
-        if self.options["objective"] not in OBJECTIVES:
-            raise ValueError(f"objective: expected one of {list(OBJECTIVES)}, got {self.options['objective']!r}")
-        if self.preset.modification == "gradcam":
-            self._engine = GradCam(self.adapter, self.options["layer"], self.options["objective"])
-        else:
-            black = None
-            if self.adapter.preprocessing is not None:
-                black = self.adapter.preprocessing.to_model(0.0).numpy()
-            modification, interpretation, aggregation = build_parts(self.preset, variant, self.options, black)
-            self._engine = Pipeline(
-                self.adapter,
-                modification,
-                interpretation,
-                aggregation,
-                guided=self.preset.guided_relu,
-                objective=self.options["objective"],
-            )
+        black = None
+        if self.adapter.preprocessing is not None:
+            black = self.adapter.preprocessing.to_model(0.0).numpy()
+        self.parts = build_parts(self.preset, variant, self.options, black)
+        self._engine = Engine(self.adapter, self.parts)
         self.strategy = check_strategy(strategy)
-        self._distributed = {}
         if strategy is not None and not self.runs_in_graph:
             raise ValueError(
                 f"strategy: {self.preset.name} chooses each step from the previous gradients on the host and "
                 "cannot be split across replicas; use another method or strategy=None"
             )
 
+    def __repr__(self):
+        parts = ", ".join(f"{slot}={part['class']}" for slot, part in self.parts.describe().items())
+        return f"Explainer({self.preset.name}: {parts})"
+
     @property
     def passes_per_image(self):
-        """Forward+backward passes one image costs (samples or steps; 1 for Grad-CAM): for progress bars."""
-        return 1 if isinstance(self._engine, GradCam) else self._engine.modification.n_jobs
+        """Forward+backward passes one image costs (samples x steps; 1 for Grad-CAM): for progress bars."""
+        return self.parts.modification.n_jobs
 
     @property
     def runs_in_graph(self):
         """Whether the whole method can run inside one TF graph (all but Guided IG's host-chosen steps)."""
-        return isinstance(self._engine, GradCam) or not self._engine.modification.sequential
+        return self._engine.runs_in_graph
+
+    def tracing_counts(self):
+        """{image shape: times the method's compiled step was traced} (1 each: one trace per image size)."""
+        return self._engine.tracing_counts()
 
     def graph_attributions(self, image_shape):
         """(images, targets) -> raw attributions as TF ops, for serving graphs and replicas."""
-        return graph_attributions(self._engine, self.seed, tuple(image_shape))
+        return self._engine.graph_attributions(tuple(image_shape), self.seed)
 
     def _prepare(self, images, targets):
         images = as_image_batch(images, self.adapter.input_shape)
@@ -135,33 +127,9 @@ class Explainer:
         return self._attributions(*self._prepare(images, targets), on_progress)
 
     def _attributions(self, images, ids, on_progress):
-        if self.strategy is not None:
-            return self._distributed_attributions(images, ids, on_progress)
-        if isinstance(self._engine, GradCam):
-            return self._engine.attributions(images, ids, batch_size=self.batch_size, on_progress=on_progress)
         return self._engine.attributions(
-            images, ids, batch_size=self.batch_size, seed=self.seed, on_progress=on_progress
+            images, ids, batch_size=self.batch_size, seed=self.seed, strategy=self.strategy, on_progress=on_progress
         )
-
-    def _distributed_attributions(self, images, ids, on_progress):
-        shape = tuple(images.shape[1:])
-        if shape not in self._distributed:
-            self._distributed[shape] = SplitRunner(self.strategy, self.graph_attributions(shape))
-        run = self._distributed[shape]
-        channels = 1 if isinstance(self._engine, GradCam) else shape[-1]
-        result = np.zeros(images.shape[:3] + (channels,), np.float32)
-        done = np.zeros(len(images), bool)
-        chunk = self.batch_size * replicas(self.strategy)
-        for start in range(0, len(images), chunk):
-            rows = slice(start, min(start + chunk, len(images)))
-            try:
-                result[rows] = run(images[rows], ids[rows]).numpy()
-            except (tf.errors.OpError, MemoryError) as error:
-                raise PartialResultError.after_images("computing attributions", error, result, done) from error
-            done[rows] = True
-            if on_progress is not None:
-                on_progress((rows.stop - start) * self.passes_per_image)
-        return result
 
     def explain(self, images, targets=None, *, on_progress=None):
         """Saliency maps: float32 (N, H, W), each min-max normalised to [0, 1].
@@ -230,6 +198,8 @@ GuidedIG = _method_class("guided_ig", "GuidedIG")
 BlurIG = _method_class("blur_ig", "BlurIG")
 GuidedBackprop = _method_class("guided_backprop", "GuidedBackprop")
 GradCAM = _method_class("grad_cam", "GradCAM")
+SmoothGradSquared = _method_class("smoothgrad_squared", "SmoothGradSquared")
+SmoothIG = _method_class("smooth_ig", "SmoothIG")
 
 
 _EXPLAINERS = RecentCache(8)
@@ -272,11 +242,16 @@ def attributions(model, images, method="guided_absolute_grad", targets=None, *, 
 
 
 def list_methods():
-    """{method name: {"aliases", "summary", "options" (defaults), "variants"}} for every method."""
+    """{method name: {"aliases", "summary", "parts", "options" (defaults), "variants"}} for every method.
+
+    ``parts`` names the part in each of the five slots (source, rule,
+    modification, interpretation, fold); ``options`` are theirs, with defaults.
+    """
     return {
         name: {
             "aliases": list(p.aliases),
             "summary": p.summary,
+            "parts": slots(p, None),
             "options": option_defaults(p),
             "variants": ["+", "-", "A", "G", "GA"] if p.variants else [],
         }

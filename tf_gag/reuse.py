@@ -1,5 +1,30 @@
-"""Reuse objects built for a model across one-line calls, so their graphs are not traced again."""
+"""Reuse what was built (explainers, compiled graphs) across calls, safely from several threads."""
 import collections
+import threading
+
+
+class PerKey:
+    """``build(key)``'s result for each key, built once and kept (e.g. one compiled graph per image size).
+
+    Thread-safe: two threads asking for the same new key get the same
+    object, built once. Keys are few (image sizes), so nothing is evicted.
+    """
+
+    def __init__(self, build):
+        self._build = build
+        self._built = {}
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._built:
+                self._built[key] = self._build(key)
+            return self._built[key]
+
+    def items(self):
+        """(key, object) pairs built so far."""
+        with self._lock:
+            return list(self._built.items())
 
 
 class RecentCache:
@@ -7,25 +32,33 @@ class RecentCache:
 
     Keys are the model's identity plus hashable settings; the cache keeps the
     model alive until its entries drop out. Settings that cannot be hashed
-    (an array option) get a fresh object every time.
+    (an array option) get a fresh object every time. Thread-safe: lookups and
+    evictions hold a lock; building happens outside it, so a slow build does
+    not stall other models' lookups (two threads may then build the same
+    entry once each; the later one is kept).
     """
 
     def __init__(self, size):
         self.size = size
         self._entries = collections.OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, model, settings, build):
         """The cached object for (model, settings), or ``build()``'s result, now cached."""
         key = (id(model), tuple(sorted(settings.items())))
         try:
-            cached = self._entries.get(key)
+            hash(key)
         except TypeError:
             return build()
-        if cached is not None and cached[0] is model:
-            self._entries.move_to_end(key)
-            return cached[1]
+        with self._lock:
+            cached = self._entries.get(key)
+            if cached is not None and cached[0] is model:
+                self._entries.move_to_end(key)
+                return cached[1]
         built = build()
-        self._entries[key] = (model, built)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = (model, built)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
         return built

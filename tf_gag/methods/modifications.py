@@ -1,4 +1,4 @@
-"""How inputs are modified: part (1) of every gradient method.
+"""How inputs are modified: part 3 of a method.
 
 A modification turns an image into ``n_jobs`` model inputs and each input's
 gradient into a *contribution* whose mean over the jobs is the method's
@@ -12,7 +12,16 @@ GaussianNoise      x + sigma * eps_k                      G
 StraightPath (IG)  b + alpha_k (x - b)                    G * (x - b)
 BlurPath (BlurIG)  blur(x, s_k)                           -S * G * d blur / d s
 GuidedPath         adaptive (sequential, Guided IG)       n * (x_k - x_{k-1}) * G
+Noised(inner)      inner's job on x + sigma * eps_k       inner's, on that noisy x
 =================  =====================================  ==========================
+
+`Noised` composes noise with any modification (SmoothGrad over IG, BlurIG or
+Guided IG, as PAIR's ``GetSmoothedMask`` and captum's ``NoiseTunnel`` do): each
+of its ``noise_samples`` noisy copies runs the inner method's every job.
+
+Each modification owns its options (``options``: name -> default) and checks
+them when built; it is immutable afterwards (settings that depend on the image
+size, such as BlurIG's kernel radius, are computed where they are used).
 
 Randomness is stateless and depends only on (seed, k): every image draws the
 same noise sequence, scaled by its own sigma, so an image's map never depends
@@ -60,10 +69,26 @@ def _draws(draw, keys):
 
 
 class Modification:
-    """Base class. ``sequential`` modifications (Guided IG) are driven step by step."""
+    """Base class. ``sequential`` modifications (Guided IG) are driven step by step.
 
+    ``gradient_contributions``: a job's contribution is its gradient as it is
+    (so the gradient may also be a layer's, for Grad-CAM). ``needs_black``:
+    built with ``black``, black pixels in the model's input space (or None).
+    """
+
+    options = {}
     sequential = False
+    gradient_contributions = False
+    needs_black = False
     n_jobs = 1
+
+    def describe(self):
+        """{option: value} of this modification."""
+        return {key: getattr(self, key) for key in self.options}
+
+    def __repr__(self):
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
+        return f"{type(self).__name__}({settings})"
 
     def param_specs(self, image_shape):
         """TensorSpecs of the per-image parameters (first dimension G)."""
@@ -90,6 +115,8 @@ class Modification:
 class Identity(Modification):
     """No modification: one job, the image itself (Vanilla Gradient, Guided Backprop)."""
 
+    gradient_contributions = True
+
     def inputs(self, images, params, image_index, sample_index, seed):
         return tf.gather(images, image_index)
 
@@ -97,29 +124,42 @@ class Identity(Modification):
 class GaussianNoise(Modification):
     """``x + eps_k``, ``eps_k ~ N(0, sigma^2)`` per element (SmoothGrad, VarGrad, GAG).
 
-    sigma = ``noise_level * (max(x) - min(x))``. ``noise_range="image"`` (the
+    sigma = ``noise_level * (max(x) - min(x))``; sample k draws eps_k with
+    the stateless seed ``(seed, stream + k)`` (`Noised` uses its own stream). ``noise_range="image"`` (the
     default) takes the range of each image, so its noise never depends on the
     batch; ``"batch"`` takes it over all images of the call, as the reference
     code does, for comparison with its numbers.
     """
 
-    def __init__(self, n_samples=20, noise_level=0.15, noise_range="image"):
-        self.n_jobs = _check_int("n_samples", n_samples, 1)
+    options = {"n_samples": 20, "noise_level": 0.15, "noise_range": "image"}
+    gradient_contributions = True
+
+    def __init__(self, n_samples=20, noise_level=0.15, noise_range="image", stream=0):
+        self.stream = int(stream)
+        self.n_jobs = self.n_samples = _check_int("n_samples", n_samples, 1)
         self.noise_level = _check_float("noise_level", noise_level, 0.0, float("inf"))
         self.noise_range = _check_choice("noise_range", noise_range, ("image", "batch"))
 
-    def params(self, images):
+    def sigmas(self, images):
+        """Each image's noise scale, (N,)."""
         images = tf.convert_to_tensor(images, tf.float32)
         span = tf.reduce_max(images, axis=[1, 2, 3]) - tf.reduce_min(images, axis=[1, 2, 3])
         if self.noise_range == "batch":
             span = tf.fill(tf.shape(span), tf.reduce_max(images) - tf.reduce_min(images))
-        return (tf.constant(self.noise_level, tf.float32) * span,)
+        return tf.constant(self.noise_level, tf.float32) * span
+
+    def params(self, images):
+        return (self.sigmas(images),)
+
+    def noisy(self, images, sigma, image_index, noise_index, seed):
+        """``images[image_index] + sigma * eps_k`` for each job, k = ``noise_index``."""
+        shape = tf.shape(images)[1:]
+        offset = tf.constant(self.stream, tf.int32)
+        noise = _draws(lambda k: tf.random.stateless_normal(shape, seed=tf.stack([seed, offset + k])), noise_index)
+        return tf.gather(images, image_index) + tf.reshape(tf.gather(sigma, image_index), [-1, 1, 1, 1]) * noise
 
     def inputs(self, images, params, image_index, sample_index, seed):
-        (sigma,) = params
-        shape = tf.shape(images)[1:]
-        noise = _draws(lambda k: tf.random.stateless_normal(shape, seed=tf.stack([seed, k])), sample_index)
-        return tf.gather(images, image_index) + tf.reshape(tf.gather(sigma, image_index), [-1, 1, 1, 1]) * noise
+        return self.noisy(images, params[0], image_index, sample_index, seed)
 
 
 class StraightPath(Modification):
@@ -136,6 +176,9 @@ class StraightPath(Modification):
     are the mean over trials (the reference sums them: the same map after
     normalisation).
     """
+
+    options = {"steps": 20, "baseline": "zeros", "path_points": "midpoint", "trials": 1}
+    needs_black = True
 
     def __init__(self, steps=20, baseline="zeros", path_points="midpoint", trials=1, black=None):
         self.steps = _check_int("steps", steps, 1)
@@ -156,6 +199,7 @@ class StraightPath(Modification):
         else:
             self.baseline = "array"
             self.baseline_array = np.asarray(baseline, np.float32)
+            self.baseline_array.setflags(write=False)
             if not np.all(np.isfinite(self.baseline_array)):
                 raise ValueError("baseline: contains NaN or Inf")
 
@@ -220,6 +264,8 @@ class BlurPath(Modification):
     size; the reference uses a fixed 41.
     """
 
+    options = {"steps": 20, "max_sigma": 50.0, "grad_step": 0.01, "kernel_size": None, "reference_sign": False}
+
     def __init__(self, steps=20, max_sigma=50.0, grad_step=0.01, kernel_size=None, reference_sign=False):
         self.n_jobs = self.steps = _check_int("steps", steps, 1)
         self.max_sigma = _check_float("max_sigma", max_sigma, 0.0, float("inf"), low_open=True)
@@ -230,29 +276,32 @@ class BlurPath(Modification):
                 raise ValueError(f"kernel_size: expected an odd integer, got {kernel_size}")
         self.kernel_size = kernel_size
         self.reference_sign = bool(reference_sign)
-        self.radius = None
 
     def validate_image_shape(self, image_shape):
+        self.radius(image_shape)
+
+    def radius(self, image_shape):
+        """The blur kernel's radius for images of this (H, W, ...): 3 sigma, or ``kernel_size``, within the image."""
         limit = min(image_shape[0], image_shape[1]) - 1
         if self.kernel_size is None:
-            self.radius = max(0, min(int(math.ceil(3 * (self.max_sigma + self.grad_step))), limit))
-        else:
-            self.radius = self.kernel_size // 2
-            if self.radius > limit:
-                raise ValueError(
-                    f"kernel_size: {self.kernel_size} is too large for {image_shape[0]}x{image_shape[1]} "
-                    f"images (at most {2 * limit + 1})"
-                )
+            return max(0, min(int(math.ceil(3 * (self.max_sigma + self.grad_step))), limit))
+        if self.kernel_size // 2 > limit:
+            raise ValueError(
+                f"kernel_size: {self.kernel_size} is too large for {image_shape[0]}x{image_shape[1]} "
+                f"images (at most {2 * limit + 1})"
+            )
+        return self.kernel_size // 2
 
     def _sigmas(self, sample_index):
         return tf.cast(sample_index, tf.float32) * (self.max_sigma / self.steps)
 
     def inputs(self, images, params, image_index, sample_index, seed):
-        return ops.gaussian_blur(tf.gather(images, image_index), self._sigmas(sample_index), self.radius)
+        radius = self.radius(images.shape[1:3])
+        return ops.gaussian_blur(tf.gather(images, image_index), self._sigmas(sample_index), radius)
 
     def contributions(self, grads, images, params, image_index, sample_index, inputs, seed):
         sigma = self._sigmas(sample_index) + self.grad_step
-        further = ops.gaussian_blur(tf.gather(images, image_index), sigma, self.radius)
+        further = ops.gaussian_blur(tf.gather(images, image_index), sigma, self.radius(images.shape[1:3]))
         d_blur = (further - inputs) / self.grad_step
         sign = 1.0 if self.reference_sign else -1.0
         return sign * self.max_sigma * grads * d_blur
@@ -271,6 +320,8 @@ class GuidedPath(Modification):
     like the PAIR implementation it follows.
     """
 
+    options = {"steps": 20, "fraction": 0.25, "max_dist": 0.1, "baseline": "zeros"}
+    needs_black = True
     sequential = True
     _EPSILON = 1e-9
 
@@ -281,6 +332,7 @@ class GuidedPath(Modification):
         self._line = StraightPath(steps=1, baseline=baseline, black=black)
         if self._line.baseline == "uniform":
             raise ValueError("baseline: Guided IG takes 'zeros', 'black' or an array, not 'uniform'")
+        self.baseline = baseline
 
     def validate_image_shape(self, image_shape):
         self._line.validate_image_shape(image_shape)
@@ -289,10 +341,11 @@ class GuidedPath(Modification):
         """(N, H, W, C) float64 starting points of the path."""
         return self._line.params(images)[0].numpy().astype(np.float64)
 
-    def walk(self, images, gradient_fn):
+    def walk(self, images, gradient_fn, seed):
         """Yield each step's contributions for a chunk of images (sequentially).
 
-        ``gradient_fn(x)`` returns the gradients at the float32 inputs x.
+        ``gradient_fn(x)`` returns the gradients at the float32 inputs x; the
+        path is deterministic, so ``seed`` is unused.
         """
         shape = images.shape
         target = images.reshape(len(images), -1).astype(np.float64)
@@ -343,3 +396,75 @@ class GuidedPath(Modification):
             x = np.where(partial, x + (x_max - x) * np.where(np.isfinite(gamma), gamma, 0.0)[:, None], x)
             active &= full
         return x
+
+
+class Noised(Modification):
+    """Noise over any modification: the inner method on ``noise_samples`` noisy copies of each image.
+
+    Job ``j`` is the inner job ``j % inner.n_jobs`` on noisy copy ``j //
+    inner.n_jobs``: ``x + sigma * eps_k`` with sigma as in `GaussianNoise`
+    (``noise_level`` times the image's value range) and eps_k drawn from its
+    own stateless stream, so copy k is the same for every image and batch. The
+    fold's mean is then the mean over copies of the inner method's map
+    (SmoothGrad of that method). The inner method's per-image parameters (a
+    baseline, a value range) are those of the clean image.
+    """
+
+    options = {"noise_samples": 0, "noise_level": 0.15, "noise_range": "image"}
+
+    def __init__(self, inner, noise_samples=10, noise_level=0.15, noise_range="image"):
+        if isinstance(inner, (GaussianNoise, Noised)):
+            raise ValueError("noise_samples: the method already samples Gaussian noise; use its n_samples")
+        self.inner = inner
+        self.noise_samples = _check_int("noise_samples", noise_samples, 1)
+        self.noise = GaussianNoise(self.noise_samples, noise_level, noise_range, stream=2_000_003)
+        self.noise_level, self.noise_range = self.noise.noise_level, self.noise.noise_range
+        self.n_jobs = self.noise_samples * inner.n_jobs
+        self.sequential = inner.sequential
+        self.gradient_contributions = inner.gradient_contributions
+
+    def describe(self):
+        return {**self.inner.describe(), **super().describe()}
+
+    def __repr__(self):
+        return f"Noised({self.inner!r}, noise_samples={self.noise_samples}, noise_level={self.noise_level})"
+
+    def validate_image_shape(self, image_shape):
+        self.inner.validate_image_shape(image_shape)
+
+    def param_specs(self, image_shape):
+        return (tf.TensorSpec((None,), tf.float32),) + tuple(self.inner.param_specs(image_shape))
+
+    def params(self, images):
+        return (self.noise.sigmas(images),) + tuple(self.inner.params(images))
+
+    def _jobs(self, images, params, image_index, sample_index, seed):
+        """The noisy copy, the inner parameters and the inner job index of each job."""
+        noisy = self.noise.noisy(images, params[0], image_index, sample_index // self.inner.n_jobs, seed)
+        inner_params = tuple(tf.gather(p, image_index) for p in params[1:])
+        return noisy, inner_params, tf.range(tf.size(image_index)), sample_index % self.inner.n_jobs
+
+    def inputs(self, images, params, image_index, sample_index, seed):
+        noisy, inner_params, jobs, inner_index = self._jobs(images, params, image_index, sample_index, seed)
+        return self.inner.inputs(noisy, inner_params, jobs, inner_index, seed)
+
+    def contributions(self, grads, images, params, image_index, sample_index, inputs, seed):
+        noisy, inner_params, jobs, inner_index = self._jobs(images, params, image_index, sample_index, seed)
+        return self.inner.contributions(grads, noisy, inner_params, jobs, inner_index, inputs, seed)
+
+    def walk(self, images, gradient_fn, seed):
+        """Sequential inner methods (Guided IG): the inner walk on each noisy copy in turn."""
+        sigma = self.noise.sigmas(images)
+        index = tf.range(len(images), dtype=tf.int32)
+        for k in range(self.noise_samples):
+            noisy = self.noise.noisy(images, sigma, index, tf.fill([len(images)], k), tf.constant(seed, tf.int32))
+            yield from self.inner.walk(noisy.numpy(), gradient_fn, seed)
+
+
+MODIFICATIONS = {
+    "identity": Identity,
+    "noise": GaussianNoise,
+    "straight": StraightPath,
+    "blur": BlurPath,
+    "guided_path": GuidedPath,
+}

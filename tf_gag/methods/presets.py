@@ -1,12 +1,16 @@
-"""The named methods: presets of modification x interpretation x aggregation.
+"""The named methods: each a preset of five parts, one line apiece.
 
-Each preset names its three parts; its options are those of the parts it
-uses, with the paper's experimental settings as defaults (n = 20 samples or
-steps, noise 0.15 x the image's value range, p = 0.85). The paper's ablation
-``variant`` swaps the interpretation and aggregation:
+A preset names its source, backward rule, modification, interpretation and fold
+(`tf_gag.methods.sources`, `rules`, `modifications`, `interpretations`,
+`folds`); its options are those of its parts, with the paper's experimental
+settings as defaults (n = 20 samples or steps, noise 0.15 x the image's value
+range, p = 0.85), plus ``objective`` and, for every method that does not sample
+noise already, ``noise_samples`` (> 0 runs it over that many noisy copies:
+SmoothGrad of the method). The paper's ablation ``variant`` swaps the
+interpretation and fold:
 
 =======  ====================  ======================
-variant  interpretation        aggregation
+variant  interpretation        fold
 =======  ====================  ======================
 ``+``    positive part         mean
 ``-``    negative part         mean
@@ -21,26 +25,13 @@ method (Guided Backprop) samples it under Gaussian noise (the ``n_samples``,
 """
 from dataclasses import dataclass, field
 
-from . import modifications as mods
-from .aggregations import Mean, Variance, VarianceGuided
+from .engine import Parts
+from .folds import FOLDS
 from .interpretations import INTERPRETATIONS
-
-MODIFICATION_OPTIONS = {
-    "identity": (mods.Identity, {}),
-    "noise": (mods.GaussianNoise, {"n_samples": 20, "noise_level": 0.15, "noise_range": "image"}),
-    "straight": (mods.StraightPath, {"steps": 20, "baseline": "zeros", "path_points": "midpoint", "trials": 1}),
-    "blur": (
-        mods.BlurPath,
-        {"steps": 20, "max_sigma": 50.0, "grad_step": 0.01, "kernel_size": None, "reference_sign": False},
-    ),
-    "guided_path": (mods.GuidedPath, {"steps": 20, "fraction": 0.25, "max_dist": 0.1, "baseline": "zeros"}),
-}
-
-AGGREGATION_OPTIONS = {
-    "mean": (Mean, {}),
-    "variance": (Variance, {}),
-    "guided": (VarianceGuided, {"p": 0.85, "guide": "scaled", "quantile_over": "image", "strict": False}),
-}
+from .kernel import OBJECTIVES
+from .modifications import MODIFICATIONS, GaussianNoise, Noised
+from .rules import RULES
+from .sources import SOURCES
 
 VARIANTS = {
     "+": ("positive", "mean"),
@@ -55,48 +46,47 @@ COMMON_OPTIONS = {"objective": "logit"}
 
 @dataclass(frozen=True)
 class Preset:
-    """A named method: which parts it is made of."""
+    """A named method: which part fills each of the five slots, and option defaults of its own."""
 
     name: str
     summary: str
+    source: str
+    rule: str
     modification: str
     interpretation: str
-    aggregation: str
+    fold: str
     aliases: tuple = ()
-    guided_relu: bool = False
     variants: bool = False
-    extra_options: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)
 
 
 PRESETS = {
     p.name: p
     for p in (
-        Preset("vanilla_gradient", "|d logit / d x| (Simonyan et al.)", "identity", "signed", "mean", ("vg", "gradient")),
-        Preset("smoothgrad", "mean gradient over noisy copies", "noise", "signed", "mean", ("sg",), variants=True),
-        Preset("vargrad", "variance of gradients over noisy copies", "noise", "signed", "variance", ("var",)),
-        Preset("absolute_grad", "mean |gradient| over noisy copies (GAG with p = 0)", "noise", "absolute", "mean", ("ag",)),
-        Preset(
-            "guided_absolute_grad",
-            "mean |gradient| guided by the gradient variance (the paper's GAG)",
-            "noise",
-            "absolute",
-            "guided",
-            ("gag",),
-        ),
-        Preset("integrated_gradients", "path integral from a baseline", "straight", "signed", "mean", ("ig",), variants=True),
-        Preset("guided_ig", "Guided Integrated Gradients (adaptive path)", "guided_path", "signed", "mean", ("gig",), variants=True),
-        Preset("blur_ig", "Blur Integrated Gradients (path through blurs)", "blur", "signed", "mean", ("big", "blurig"), variants=True),
-        Preset(
-            "guided_backprop",
-            "gradient through guided ReLUs (Springenberg et al.)",
-            "identity",
-            "signed",
-            "mean",
-            ("gb",),
-            guided_relu=True,
-            variants=True,
-        ),
-        Preset("grad_cam", "Grad-CAM on a feature layer (Selvaraju et al.)", "gradcam", "", "", ("gradcam", "cam"), extra_options={"layer": None}),
+        Preset("vanilla_gradient", "|d logit / d x| (Simonyan et al.)", "input", "plain", "identity", "signed", "mean",
+               ("vg", "gradient")),
+        Preset("smoothgrad", "mean gradient over noisy copies", "input", "plain", "noise", "signed", "mean", ("sg",),
+               variants=True),
+        Preset("smoothgrad_squared", "mean squared gradient over noisy copies (SmoothGrad-Squared)", "input", "plain",
+               "noise", "square", "mean", ("sg2", "squaregrad")),
+        Preset("vargrad", "variance of gradients over noisy copies", "input", "plain", "noise", "signed", "variance",
+               ("var",)),
+        Preset("absolute_grad", "mean |gradient| over noisy copies (GAG with p = 0)", "input", "plain", "noise",
+               "absolute", "mean", ("ag",)),
+        Preset("guided_absolute_grad", "mean |gradient| guided by the gradient variance (the paper's GAG)", "input",
+               "plain", "noise", "absolute", "guided", ("gag",)),
+        Preset("integrated_gradients", "path integral from a baseline", "input", "plain", "straight", "signed", "mean",
+               ("ig",), variants=True),
+        Preset("smooth_ig", "Integrated Gradients averaged over noisy copies (SmoothGrad over IG)", "input", "plain",
+               "straight", "signed", "mean", ("sig",), defaults={"noise_samples": 10, "steps": 10}),
+        Preset("guided_ig", "Guided Integrated Gradients (adaptive path)", "input", "plain", "guided_path", "signed",
+               "mean", ("gig",), variants=True),
+        Preset("blur_ig", "Blur Integrated Gradients (path through blurs)", "input", "plain", "blur", "signed", "mean",
+               ("big", "blurig"), variants=True),
+        Preset("guided_backprop", "gradient through guided ReLUs (Springenberg et al.)", "input", "guided", "identity",
+               "signed", "mean", ("gb",), variants=True),
+        Preset("grad_cam", "Grad-CAM on a feature layer (Selvaraju et al.)", "layer", "plain", "identity", "signed",
+               "mean", ("gradcam", "cam")),
     )
 }
 
@@ -113,41 +103,60 @@ def resolve_method(method):
     return PRESETS[ALIASES[key]]
 
 
-def parts_of(preset, variant):
-    """(modification kind, interpretation name, aggregation kind) for a preset and variant."""
+def slots(preset, variant):
+    """{slot: part name} of a preset with a variant applied."""
+    names = {s: getattr(preset, s) for s in ("source", "rule", "modification", "interpretation", "fold")}
     if variant is None:
-        return preset.modification, preset.interpretation, preset.aggregation
+        return names
     if not preset.variants:
         allowed = sorted(p.name for p in PRESETS.values() if p.variants)
         raise ValueError(f"variant: {preset.name} has no ablation variants; methods with variants: {allowed}")
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
-    interpretation, aggregation = VARIANTS[variant]
-    modification = preset.modification
-    if aggregation == "guided" and modification == "identity":
-        modification = "noise"
-    return modification, interpretation, aggregation
+    names["interpretation"], names["fold"] = VARIANTS[variant]
+    if FOLDS[names["fold"]].min_samples > 1 and names["modification"] == "identity":
+        names["modification"] = "noise"
+    return names
+
+
+def _classes(names):
+    return {
+        "source": SOURCES[names["source"]],
+        "rule": RULES[names["rule"]],
+        "modification": MODIFICATIONS[names["modification"]],
+        "interpretation": INTERPRETATIONS[names["interpretation"]],
+        "fold": FOLDS[names["fold"]],
+    }
 
 
 def option_defaults(preset, variant=None):
     """Every option the method (with this variant) accepts, with its default."""
-    if preset.modification == "gradcam":
-        return {**COMMON_OPTIONS, **preset.extra_options}
-    modification, _, aggregation = parts_of(preset, variant)
-    return {**COMMON_OPTIONS, **MODIFICATION_OPTIONS[modification][1], **AGGREGATION_OPTIONS[aggregation][1]}
+    classes = _classes(slots(preset, variant))
+    options = dict(COMMON_OPTIONS)
+    for cls in classes.values():
+        options.update(cls.options)
+    if classes["modification"] is not GaussianNoise:
+        options.update(Noised.options)
+    options.update(preset.defaults)
+    return options
 
 
 def build_parts(preset, variant, options, black=None):
-    """Instantiate (modification, interpretation fn, aggregation) from validated options."""
-    modification_kind, interpretation, aggregation_kind = parts_of(preset, variant)
-    mod_class, mod_defaults = MODIFICATION_OPTIONS[modification_kind]
-    mod_kwargs = {k: options[k] for k in mod_defaults}
-    if modification_kind in ("straight", "guided_path"):
-        mod_kwargs["black"] = black
-    modification = mod_class(**mod_kwargs)
-    agg_class, agg_defaults = AGGREGATION_OPTIONS[aggregation_kind]
-    aggregation = agg_class(**{k: options[k] for k in agg_defaults})
-    if aggregation.needs_variance and modification.n_jobs < 2:
-        name = "n_samples" if modification_kind == "noise" else "steps"
-        raise ValueError(f"{name}: a variance needs at least 2 samples, got {modification.n_jobs}")
-    return modification, INTERPRETATIONS[interpretation], aggregation
+    """The method's `Parts` from validated options (every key of `option_defaults`)."""
+    if options["objective"] not in OBJECTIVES:
+        raise ValueError(f"objective: expected one of {list(OBJECTIVES)}, got {options['objective']!r}")
+    classes = _classes(slots(preset, variant))
+
+    def built(slot, **extra):
+        cls = classes[slot]
+        return cls(**{key: options[key] for key in cls.options}, **extra)
+
+    mod_class = classes["modification"]
+    modification = built("modification", **({"black": black} if mod_class.needs_black else {}))
+    if options.get("noise_samples", 0):
+        modification = Noised(modification, **{key: options[key] for key in Noised.options})
+    fold = built("fold")
+    if modification.n_jobs < fold.min_samples:
+        name = "n_samples" if mod_class is GaussianNoise else "steps"
+        raise ValueError(f"{name}: a variance needs at least {fold.min_samples} samples, got {modification.n_jobs}")
+    return Parts(built("source"), built("rule"), modification, built("interpretation"), fold, options["objective"])

@@ -1,20 +1,24 @@
 """One adapter over the kinds of classifier tf_gag explains.
 
 `ModelAdapter` turns a Keras 3 model (functional, sequential, subclassed, with
-nested sub-models), a SavedModel loaded with ``tf.saved_model.load``, or a
-plain callable into one thing: ``forward(x) -> logits`` for NHWC float input,
-callable inside a ``tf.function``. Three trace-time switches change *which*
-gradient that forward yields without touching the user's model:
+nested sub-models), a SavedModel loaded with ``tf.saved_model.load``, a model
+imported through ONNX, or a plain callable into one thing: ``forward(x) ->
+logits`` for NHWC float input, traced inside a ``tf.function``. What changes
+*which* gradient that forward yields stays inside the graph being traced:
 
-* a model ending in softmax is run with that softmax bypassed (logits);
-* ``guided=True`` runs it with guided ReLU/ReLU6 gradients (Guided Backprop);
+* a forward pass ending in a softmax op yields that op's input (logits);
+* a backward rule (`tf_gag.methods.rules`) overrides the gradients of the ReLU
+  ops of this graph only;
 * ``capture=layer`` records a layer's output during the same forward pass
   (Grad-CAM), so no sub-model is built and nested backbones just work.
 
-The switches are instance/module attribute swaps that hold only while the
-forward is being traced; the traced graph keeps them, the objects do not.
+Nothing process-global changes and the user's model is never modified: the
+capture hook is an instance attribute that exists only while tf_gag traces,
+under a lock, and delegates unchanged to the layer's own ``call`` for every
+other thread and graph.
 """
 import contextlib
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -22,8 +26,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-_RELU = tf.nn.relu
-_RELU6 = tf.nn.relu6
+from ..methods.rules import Plain
+from ..reuse import PerKey
+
+#: Held while tf_gag's hooks sit on a user's layers (one tracing thread at a time).
+_HOOK_LOCK = threading.RLock()
+#: Ops a forward pass's output may pass through after its final softmax.
+_PASS_THROUGH = ("Identity", "Cast")
+_PLAIN = Plain()
 
 
 @dataclass(frozen=True)
@@ -45,53 +55,48 @@ class Preprocessing:
 
 
 @contextlib.contextmanager
-def _swapped(obj, attr, value):
-    """Set ``obj.attr = value`` for the duration of the block, then restore it."""
-    had_own = attr in vars(obj)
-    old = vars(obj).get(attr)
-    setattr(obj, attr, value)
-    try:
-        yield
-    finally:
-        if had_own:
-            setattr(obj, attr, old)
-        else:
-            delattr(obj, attr)
+def _recording(layers, record):
+    """While the block runs, ``record(path, layer, output)`` sees each of ``layers``' outputs in this thread.
 
-
-@tf.custom_gradient
-def _guided_relu(x):
-    y = _RELU(x)
-
-    def grad(dy):
-        return dy * tf.cast(x > 0, dy.dtype) * tf.cast(dy > 0, dy.dtype)
-
-    return y, grad
-
-
-@tf.custom_gradient
-def _guided_relu6(x):
-    y = _RELU6(x)
-
-    def grad(dy):
-        passing = tf.logical_and(x > 0, x < 6)
-        return dy * tf.cast(passing, dy.dtype) * tf.cast(dy > 0, dy.dtype)
-
-    return y, grad
-
-
-@contextlib.contextmanager
-def guided_relus():
-    """Within the block, ``tf.nn.relu``/``tf.nn.relu6`` backpropagate guided gradients.
-
-    Guided Backprop (Springenberg et al.): the gradient passes a ReLU only where
-    the forward input was positive *and* the incoming gradient is positive.
-    Keras 3 routes every ReLU (``activation="relu"``, ``layers.ReLU``,
-    ``max_value=6``) through these two functions, so nested models are covered.
+    ``layers`` are (path, layer) pairs. Each layer's ``call`` is wrapped by an
+    instance attribute that records only for the thread that installed it and
+    otherwise delegates unchanged, so another thread calling the same model
+    meanwhile gets exactly its own outputs and gradients. Installed and removed
+    under `_HOOK_LOCK`, so two tf_gag traces never stack hooks on one layer.
     """
-    with _swapped(tf.nn, "relu", lambda features, name=None: _guided_relu(features)):
-        with _swapped(tf.nn, "relu6", lambda features, name=None: _guided_relu6(features)):
+    owner = threading.get_ident()
+    with _HOOK_LOCK:
+        installed = []
+        try:
+            for path, layer in layers:
+                had_own = "call" in vars(layer)
+                original = layer.call
+
+                def recording_call(*args, _original=original, _path=path, _layer=layer, **kwargs):
+                    out = _original(*args, **kwargs)
+                    if threading.get_ident() == owner:
+                        record(_path, _layer, out)
+                    return out
+
+                layer.call = recording_call
+                installed.append((layer, had_own, original))
             yield
+        finally:
+            for layer, had_own, original in reversed(installed):
+                if had_own:
+                    layer.call = original
+                else:
+                    del layer.call
+
+
+def _logits_before_softmax(outputs):
+    """The input of a final softmax op of a traced forward pass, or None if it does not end in one."""
+    op = getattr(outputs, "op", None)
+    while op is not None and op.type in _PASS_THROUGH and op.inputs:
+        op = op.inputs[0].op
+    if op is not None and op.type == "Softmax":
+        return op.inputs[0]
+    return None
 
 
 def _looks_like_probabilities(outputs):
@@ -100,10 +105,6 @@ def _looks_like_probabilities(outputs):
     if outputs.ndim != 2:
         raise ValueError(f"model: expected outputs of shape (N, classes), got {outputs.shape}")
     return outputs.shape[1] > 1 and bool(np.all(outputs >= 0)) and np.allclose(outputs.sum(axis=1), 1, atol=1e-3)
-
-
-def _is_softmax(fn):
-    return getattr(fn, "__name__", None) == "softmax"
 
 
 def _walk_layers(model, prefix=""):
@@ -116,19 +117,6 @@ def _walk_layers(model, prefix=""):
             yield path, layer
 
 
-def _output_layer(model):
-    """The leaf layer that produces a Keras model's output, or None if unknown."""
-    layer = None
-    outputs = getattr(model, "outputs", None)
-    if isinstance(model, keras.Sequential) and model.layers:
-        layer = model.layers[-1]
-    elif outputs and len(outputs) == 1 and hasattr(outputs[0], "_keras_history"):
-        layer = outputs[0]._keras_history.operation
-    if isinstance(layer, keras.Model):
-        return _output_layer(layer)
-    return layer
-
-
 class ModelAdapter:
     """A classifier seen as ``forward(x) -> logits`` on NHWC float batches.
 
@@ -137,8 +125,10 @@ class ModelAdapter:
         ``logits`` function, a ``__call__``, or a one-output ``serving_default``
         signature (tried in that order); or any callable from an (N, H, W, C)
         float tensor to (N, classes) logits written in TensorFlow ops.
-      output: ``"auto"`` (default) bypasses a final softmax of a Keras model
-        when it can be found and warns when the outputs look like
+      output: ``"auto"`` (default) differentiates the input of a final
+        softmax op when the forward pass ends in one (a softmax ``Dense``, a
+        ``Softmax`` layer, also at the end of a nested model, or
+        ``tf.nn.softmax`` in a callable) and warns when the outputs look like
         probabilities otherwise; ``"logits"`` trusts the model; ``"probabilities"``
         differentiates what the model returns, without a warning.
       preprocessing: how pixels (0-255) map to the model's input, when known
@@ -148,8 +138,12 @@ class ModelAdapter:
         fills it from the converter's ``metadata.json``).
 
     A SavedModel written by tf_gag's ONNX converter (``features``, ``head``
-    and ``guided_logits`` functions) is an "imported" model: Guided Backprop
-    runs its guided twin and Grad-CAM captures its feature tensor.
+    and ``guided_logits`` functions) is an "imported" model: a backward rule
+    runs the twin the converter baked for it and Grad-CAM captures its feature
+    tensor.
+
+    Thread-safe: forward passes traced at the same time in several threads
+    each get their own graph; caches are locked.
     """
 
     def __init__(self, model, *, output="auto", preprocessing=None, classes=None, metadata=None):
@@ -168,9 +162,8 @@ class ModelAdapter:
         self.preprocessing = preprocessing
         self.classes = None if classes is None else list(classes)
         self.metadata = dict(metadata or {})
-        self._softmax_bypass = None
         self._checked_outputs = output != "auto"
-        self._predict = {}
+        self._predict = PerKey(self._compile_predict)
         if isinstance(model, keras.Model):
             self.kind = "keras"
             inputs = getattr(model, "inputs", None)
@@ -180,9 +173,6 @@ class ModelAdapter:
                     "input. Wrap it in a function of the image, e.g. "
                     "`lambda x: model([x, fixed_other_inputs])`."
                 )
-            if output == "auto":
-                self._softmax_bypass = self._find_softmax()
-                self._checked_outputs = self._softmax_bypass is not None
             self._call = lambda x: model(x, training=False)
         elif all(callable(getattr(model, name, None)) for name in ("features", "head", "guided_logits")):
             self.kind = "imported"
@@ -213,17 +203,6 @@ class ModelAdapter:
             )
         return lambda x: signature(**{names[0]: x})[outputs[0]]
 
-    def _find_softmax(self):
-        """A context manager factory that bypasses the model's final softmax, or None."""
-        layer = _output_layer(self.model)
-        if layer is None:
-            return None
-        if _is_softmax(getattr(layer, "activation", None)):
-            return lambda: _swapped(layer, "activation", keras.activations.linear)
-        if isinstance(layer, keras.layers.Softmax):
-            return lambda: _swapped(layer, "call", lambda inputs, *args, **kwargs: inputs)
-        return None
-
     @property
     def input_shape(self):
         """(H, W, C) the model declares, with None for free dimensions, or None if unknown."""
@@ -234,49 +213,48 @@ class ModelAdapter:
             return shape if len(shape) == 3 else None
         return None
 
-    def forward(self, x, *, guided=False, capture=None):
+    def forward(self, x, *, rule=_PLAIN, capture=None):
         """Logits for ``x``; with ``capture``, also the captured layer's output.
 
-        Call inside a ``tf.function`` (or eagerly). ``guided`` switches ReLU
-        gradients to guided ones; ``capture`` is a Keras layer whose output of
-        this very forward pass is returned beside the logits (for an imported
-        model, its feature tensor whatever ``capture`` names).
+        Call inside a ``tf.function``. ``rule`` is the backward rule
+        (`tf_gag.methods.rules`) the traced ops get; ``capture`` is a Keras
+        layer whose output of this very forward pass is returned beside the
+        logits (for an imported model, its feature tensor whatever ``capture``
+        names).
         """
-        if self.kind == "imported" and guided:
-            return self.model.guided_logits(x)
-        if self.kind == "imported" and capture is not None:
-            features = self.model.features(x)
-            return self.model.head(features), features
+        if self.kind == "imported":
+            return self._imported_forward(x, rule, capture)
+        captured = []
         with contextlib.ExitStack() as stack:
-            if self._softmax_bypass is not None:
-                stack.enter_context(self._softmax_bypass())
-            if guided:
-                if self.kind != "keras":
-                    raise ValueError(
-                        "method: Guided Backprop needs a Keras model (its ReLUs are switched "
-                        f"while tracing); got a {self.kind} model"
-                    )
-                stack.enter_context(guided_relus())
-            captured = []
+            reached = stack.enter_context(rule.traced())
             if capture is not None:
-                original = capture.call
-
-                def recording_call(*args, **kwargs):
-                    out = original(*args, **kwargs)
-                    captured.append(out)
-                    return out
-
-                stack.enter_context(_swapped(capture, "call", recording_call))
-            logits = self._call(x)
-        if isinstance(logits, (list, tuple)) or isinstance(logits, dict):
-            raise ValueError(
-                f"model: expected one (N, classes) output, got a {type(logits).__name__}"
-            )
+                stack.enter_context(_recording([(capture.name, capture)], lambda path, layer, out: captured.append(out)))
+            outputs = self._call(x)
+        rule.check_reached(reached, self.kind)
+        if isinstance(outputs, (list, tuple, dict)):
+            raise ValueError(f"model: expected one (N, classes) output, got a {type(outputs).__name__}")
+        logits = _logits_before_softmax(outputs) if self.output == "auto" else None
+        logits = outputs if logits is None else tf.cast(logits, outputs.dtype)
         if capture is not None:
             if not captured:
                 raise ValueError(f"layer: {capture.name!r} was not called by the model's forward pass")
             return logits, captured[-1]
         return logits
+
+    def _imported_forward(self, x, rule, capture):
+        """An imported model's parts: its feature split for Grad-CAM, the rule's twin otherwise."""
+        if capture is not None:
+            if rule.overrides:
+                raise ValueError(f"method: Grad-CAM on an imported model takes the plain rule, not {rule.name}")
+            features = self.model.features(x)
+            return self.model.head(features), features
+        function = getattr(self.model, rule.imported_function or "", None)
+        if function is None:
+            raise ValueError(
+                f"method: the {rule.name} backward rule has no twin in this imported model (it has features, head, "
+                "logits and guided_logits)"
+            )
+        return function(x)
 
     def check_outputs(self, logits):
         """Warn once if outputs of an 'auto' model look like probabilities, not logits."""
@@ -298,7 +276,7 @@ class ModelAdapter:
         The metrics take a softmax of the outputs; a softmax of probabilities
         would silently squash every score towards 1 / classes.
         """
-        if self.output == "auto" and self._softmax_bypass is None and _looks_like_probabilities(logits):
+        if self.output == "auto" and _looks_like_probabilities(logits):
             raise ValueError(
                 "model: its outputs look like probabilities (non-negative, rows sum to 1), not logits, "
                 "and no final softmax could be bypassed. Pass a logits model, or "
@@ -336,17 +314,12 @@ class ModelAdapter:
         output shape, so subclassed and nested models are searched too.
         """
         seen = []
-        with contextlib.ExitStack() as stack:
-            for path, layer in self.layers():
-                original = layer.call
 
-                def recording_call(*args, _original=original, _path=path, _layer=layer, **kwargs):
-                    out = _original(*args, **kwargs)
-                    if hasattr(out, "shape") and len(out.shape) == 4:
-                        seen.append((_path, _layer))
-                    return out
+        def record(path, layer, out):
+            if hasattr(out, "shape") and len(out.shape) == 4:
+                seen.append((path, layer))
 
-                stack.enter_context(_swapped(layer, "call", recording_call))
+        with _recording(self.layers(), record):
             self._call(tf.convert_to_tensor(sample))
         ordered, ids = [], set()
         for path, layer in seen:
@@ -363,14 +336,12 @@ class ModelAdapter:
         ``warn=False`` skips the probability-output warning (for callers that
         check with `require_logits` instead).
         """
-        key = tuple(images.shape[1:])
-        compiled = self._predict
-        if key not in compiled:
-            compiled[key] = tf.function(
-                lambda x: self.forward(x), input_signature=[tf.TensorSpec((None,) + key, tf.float32)]
-            )
-        outputs = [compiled[key](images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
+        compiled = self._predict.get(tuple(images.shape[1:]))
+        outputs = [compiled(images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
         logits = np.concatenate(outputs, axis=0)
         if warn:
             self.check_outputs(logits)
         return logits
+
+    def _compile_predict(self, image_shape):
+        return tf.function(lambda x: self.forward(x), input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32)])

@@ -19,6 +19,7 @@ import warnings
 
 import tensorflow as tf
 
+from ..reuse import PerKey
 from .adapter import ModelAdapter, Preprocessing
 
 ZOO = ("efficientnet_lite0",)
@@ -194,14 +195,13 @@ def load_model(path, *, preprocessing=None, classes=None, feature=None, output="
     raise ValueError(f"model: {path}: expected a .onnx, .keras or .h5 file, a SavedModel folder or a zoo name {list(ZOO)}")
 
 
-_LOADED = {}
+#: Models loaded by path or zoo name, keyed by (path, cache folder): loaded once per process, under a lock.
+_LOADED = PerKey(lambda key: load_model(key[0], cache=key[1]))
 
 
 def resolve_model(model):
     """``model`` itself, or for a path or zoo name the `ModelAdapter` of `load_model` (loaded once)."""
     if not isinstance(model, (str, os.PathLike)):
         return model
-    key = (os.path.abspath(os.fspath(model)) if os.fspath(model) not in ZOO else os.fspath(model), cache_dir())
-    if key not in _LOADED:
-        _LOADED[key] = load_model(model)
-    return _LOADED[key]
+    name = os.fspath(model)
+    return _LOADED.get((name if name in ZOO else os.path.abspath(name), cache_dir()))

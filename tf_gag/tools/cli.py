@@ -221,6 +221,7 @@ def _methods(args):
     for name, info in methods.items():
         aliases = f" (also {', '.join(info['aliases'])})" if info["aliases"] else ""
         print(f"{name}{aliases}: {info['summary']}")
+        print("    parts: " + " x ".join(f"{slot} {part}" for slot, part in info["parts"].items()))
         print("    options: " + ", ".join(f"{k}={v!r}" for k, v in info["options"].items()))
         if info["variants"]:
             print("    variants: " + ", ".join(info["variants"]))

@@ -144,7 +144,10 @@ def export_saved_model(model, path, method="guided_absolute_grad", *, overwrite=
     module.track_variables()
     staging = tempfile.mkdtemp(prefix=".tf_gag-export-", dir=parent)
     try:
-        tf.saved_model.save(module, staging, signatures=module.signatures())
+        # The signatures compute saliency inside; nobody differentiates them, so gradients are not saved (a
+        # backward rule's graph-local gradient overrides need the traced op, which SavedModel tracing lacks).
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+        tf.saved_model.save(module, staging, signatures=module.signatures(), options=options)
         if os.path.exists(path):
             shutil.rmtree(path)
         os.replace(staging, path)

@@ -6,25 +6,24 @@
 
 ``pixels`` are photos as the eye sees them: (H, W, 3) or (N, H, W, 3) with
 values 0-255 (or 0-1 floats). Saliency maps are (H, W) or (N, H, W) in [0, 1].
-matplotlib is imported on first use with the non-interactive Agg backend
-unless a backend was already chosen, so nothing here needs a screen.
+matplotlib is imported on first use and drawn through its object-oriented
+API (``matplotlib.figure.Figure``, ``matplotlib.image.imsave``): no pyplot
+state, no backend switch, nothing that needs a screen, and the caller's own
+matplotlib setup is left as it was.
 """
 import os
-import sys
 
 import numpy as np
 
 DEFAULT_CMAP = "jet"
 
 
-def _pyplot():
-    import matplotlib
+def _figure(rows, columns, figsize):
+    """A new Figure and its (rows, columns) axes, outside pyplot."""
+    from matplotlib.figure import Figure
 
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, columns, squeeze=False)
 
 
 def _as_rgb01(pixels, name="pixels"):
@@ -102,11 +101,12 @@ def overlay(photo, saliency, alpha=0.85, cmap=DEFAULT_CMAP, percentile=99.0):
 
 def save_png(image, path):
     """Write an (H, W, 3) uint8 or [0, 1] float image to ``path`` as PNG; returns ``path``."""
-    plt = _pyplot()
+    import matplotlib.image
+
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"path: the folder {folder} does not exist")
-    plt.imsave(path, _as_rgb01(image, "image"), format="png")
+    matplotlib.image.imsave(path, _as_rgb01(image, "image"), format="png")
     return path
 
 
@@ -132,9 +132,8 @@ def grid(pixels, maps, labels=None, *, alpha=0.85, cmap=DEFAULT_CMAP, percentile
             raise ValueError(f"maps[{title!r}]: {len(values)} maps for {n} photos")
     if labels is not None and len(labels) != n:
         raise ValueError(f"labels: {len(labels)} labels for {n} photos")
-    plt = _pyplot()
     columns = len(maps) + 1
-    fig, axes = plt.subplots(n, columns, figsize=(cell_inches * columns, cell_inches * n + 0.4), squeeze=False)
+    fig, axes = _figure(n, columns, (cell_inches * columns, cell_inches * n + 0.4))
     for row in range(n):
         axes[row, 0].imshow(photos[row])
         if labels is not None:
@@ -149,18 +148,17 @@ def grid(pixels, maps, labels=None, *, alpha=0.85, cmap=DEFAULT_CMAP, percentile
         for spine in ax.spines.values():
             spine.set_visible(False)
     fig.tight_layout()
-    return _finish(plt, fig, path, dpi)
+    return _finish(fig, path, dpi)
 
 
-def _finish(plt, fig, path, dpi):
+def _finish(fig, path, dpi):
+    """The figure, or None once saved to ``path``."""
     if path is None:
         return fig
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        plt.close(fig)
         raise FileNotFoundError(f"path: the folder {folder} does not exist")
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return None
 
 
@@ -177,8 +175,7 @@ def curves(results, *, path=None, dpi=120):
     panels = [name for name in ("rcap", "dauc", "iauc") if any(name in r.curves for r in results.values())]
     if not panels:
         raise ValueError("results: none has RCAP, DAUC or IAUC curves (evaluate with those metrics)")
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    fig, axes = _figure(1, len(panels), (4.2 * len(panels), 3.4))
     titles = {"rcap": "RCAP: recovered probability", "dauc": "Deletion", "iauc": "Insertion"}
     for ax, name in zip(axes[0], panels):
         for label, result in results.items():
@@ -197,4 +194,4 @@ def curves(results, *, path=None, dpi=120):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    return _finish(plt, fig, path, dpi)
+    return _finish(fig, path, dpi)

@@ -1,0 +1,220 @@
+"""The engine: a method's five parts run over a batch of images, on the host or inside one graph.
+
+`Parts` names a method's source, backward rule, modification, interpretation
+and fold. `Engine` binds them to a model and runs them three ways, all through
+the same compiled step (a modification's inputs -> one batched gradient
+(`kernel.chunk_gradients`) -> contributions -> the fold's online update):
+
+* on the host (`Engine.attributions`): images are taken ``batch_size`` at a
+  time (a group); a group's (image, sample) jobs run sample-major, cut into
+  chunks of exactly ``batch_size`` passes, so a chunk of a full group is one
+  sample of every image and a random draw is made once per chunk; the group
+  is finalised when its last sample is in;
+* step by step on the host, for sequential modifications (Guided IG), whose
+  next inputs depend on the last gradients;
+* inside one graph (`Engine.graph_attributions`: TF Serving, tf.distribute
+  replicas): a ``tf.while_loop`` over the n samples, one batch of N passes each.
+
+Noise, paths and baselines come from stateless seeds, so an image's
+attributions are the same in every runner and batch. Every host run goes
+through `fill_rows`, the one loop that keeps finished rows when a part fails.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from ..distribute import SplitRunner, replicas
+from ..errors import PartialResultError
+from ..reuse import PerKey
+from .kernel import chunk_gradients
+from .sources import BoundInput
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A method: whose gradient, how it passes ReLUs, which inputs, how read, how combined."""
+
+    source: object
+    rule: object
+    modification: object
+    interpretation: object
+    fold: object
+    objective: str = "logit"
+
+    def describe(self):
+        """{part: {"name", option: value...}} for reprs and `list_methods`."""
+        parts = ("source", "rule", "modification", "interpretation", "fold")
+        return {p: {"class": type(getattr(self, p)).__name__, **getattr(self, p).describe()} for p in parts}
+
+
+def fill_rows(result, parts, compute, what, on_progress=None):
+    """``result[rows] = compute(rows)`` for each ``(rows, passes)`` of ``parts``, keeping finished rows on failure.
+
+    ``passes`` is reported to ``on_progress`` after each part. A TensorFlow
+    error or MemoryError becomes a `PartialResultError` holding ``result``
+    with the rows already finished.
+    """
+    done = np.zeros(len(result), bool)
+    for rows, passes in parts:
+        try:
+            result[rows] = compute(rows)
+        except (tf.errors.OpError, MemoryError) as error:
+            raise PartialResultError.after_images(what, error, result, done) from error
+        done[rows] = True
+        if on_progress is not None and passes:
+            on_progress(passes)
+    return result
+
+
+class Engine:
+    """`Parts` bound to a `ModelAdapter`, with one compiled step per image size (built once, thread-safe)."""
+
+    def __init__(self, adapter, parts):
+        self.adapter = adapter
+        self.parts = parts
+        parts.source.check(adapter, parts.modification)
+        self._bound = PerKey(lambda shape: parts.source.bind(adapter, shape))
+        self._steps = PerKey(self._compile_step)
+        self._gradients = PerKey(self._compile_gradients)
+        self._split = PerKey(lambda key: SplitRunner(key[0], self.graph_attributions(key[1], key[2])))
+
+    @property
+    def runs_in_graph(self):
+        """Whether the whole method can run inside one TF graph (all but host-chosen steps)."""
+        return not self.parts.modification.sequential
+
+    def tracing_counts(self):
+        """{image shape: times its compiled step was traced}: 1 each when calls reuse their graphs."""
+        return {shape: step.experimental_get_tracing_count() for shape, step in self._steps.items()}
+
+    def attribution_shape(self, image_shape):
+        """Per-image shape of the raw attributions: (H, W, C), or (H, W, 1) for a layer source."""
+        return self._bound.get(tuple(image_shape)).attribution_shape
+
+    # ----- compiled pieces ------------------------------------------------------
+
+    def _compile_step(self, image_shape):
+        p, adapter = self.parts, self.adapter
+        source = self._bound.get(image_shape)
+        image_spec = tf.TensorSpec((None,) + image_shape, tf.float32)
+        index_spec = tf.TensorSpec((None,), tf.int32)
+        state_spec = p.fold.state_specs(source.attribution_shape)
+
+        @tf.function(
+            input_signature=[
+                image_spec, index_spec, p.modification.param_specs(image_shape), index_spec, index_spec,
+                tf.TensorSpec((), tf.int32), state_spec,
+            ]
+        )
+        def step(images, targets, params, image_index, sample_index, seed, state):
+            inputs = p.modification.inputs(images, params, image_index, sample_index, seed)
+            grads, wrt = chunk_gradients(adapter, p.rule, source, inputs, tf.gather(targets, image_index), p.objective)
+            contributions = source.contributions(
+                p.modification, grads, wrt, images, params, image_index, sample_index, inputs, seed
+            )
+            return p.fold.update(state, contributions, p.interpretation, image_index)
+
+        return step
+
+    def _compile_gradients(self, image_shape):
+        p, adapter, source = self.parts, self.adapter, BoundInput(image_shape)
+
+        @tf.function(input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32), tf.TensorSpec((None,), tf.int32)])
+        def gradients(inputs, targets):
+            return chunk_gradients(adapter, p.rule, source, inputs, targets, p.objective)[0]
+
+        return gradients
+
+    # ----- runners ---------------------------------------------------------------
+
+    def attributions(self, images, targets, *, batch_size, seed, strategy=None, on_progress=None):
+        """Raw float32 attributions, (N, H, W, C) or (N, H, W, 1), for validated images and targets."""
+        shape = tuple(images.shape[1:])
+        self.parts.modification.validate_image_shape(shape)
+        result = np.zeros((len(images),) + self.attribution_shape(shape), np.float32)
+        what = "computing attributions"
+        if strategy is not None:
+            run = self._split.get((strategy, shape, seed))
+            step = batch_size * replicas(strategy)
+            n = self.parts.modification.n_jobs
+            parts = ((rows, (rows.stop - rows.start) * n) for rows in _slices(len(images), step))
+            return fill_rows(result, parts, lambda rows: run(images[rows], targets[rows]).numpy(), what, on_progress)
+        groups = ((rows, 0) for rows in _slices(len(images), batch_size))
+        if self.parts.modification.sequential:
+            group = self._walk_group(images, targets, seed, on_progress)
+        else:
+            group = self._chunked_group(images, targets, batch_size, seed, on_progress)
+        return fill_rows(result, groups, group, what)
+
+    def _chunked_group(self, images, targets, batch_size, seed, on_progress):
+        """``rows -> attributions`` of one group: its jobs sample-major, in chunks of ``batch_size``."""
+        p = self.parts
+        shape = tuple(images.shape[1:])
+        step = self._steps.get(shape)
+        params = tuple(x.numpy() for x in p.modification.params(images))
+        seed = tf.constant(seed, tf.int32)
+
+        def group(rows):
+            size = rows.stop - rows.start
+            total = size * p.modification.n_jobs
+            inputs = (tf.constant(images[rows]), tf.constant(targets[rows]), tuple(x[rows] for x in params))
+            state = p.fold.empty(size, self.attribution_shape(shape))
+            for start in range(0, total, batch_size):
+                jobs = np.arange(start, min(start + batch_size, total))
+                state = step(*inputs, (jobs % size).astype(np.int32), (jobs // size).astype(np.int32), seed, state)
+                if on_progress is not None:
+                    on_progress(len(jobs))
+            return p.fold.finalize(state).numpy()
+
+        return group
+
+    def _walk_group(self, images, targets, seed, on_progress):
+        """``rows -> attributions`` of one group of a sequential modification, step by step."""
+        p = self.parts
+        gradients = self._gradients.get(tuple(images.shape[1:]))
+
+        def group(rows):
+            size = rows.stop - rows.start
+            chunk_targets = tf.constant(targets[rows])
+            state = p.fold.empty(size, images.shape[1:])
+            index = tf.range(size, dtype=tf.int32)
+            for contributions in p.modification.walk(images[rows], lambda x: gradients(x, chunk_targets), seed):
+                state = p.fold.update(state, tf.constant(contributions), p.interpretation, index)
+                if on_progress is not None:
+                    on_progress(size)
+            return p.fold.finalize(state).numpy()
+
+        return group
+
+    def graph_attributions(self, image_shape, seed):
+        """``(images, targets) -> raw attributions`` as TF ops: every sample of every image in one graph.
+
+        Methods that choose each step on the host (Guided IG) cannot run in a
+        graph: check `runs_in_graph` first.
+        """
+        image_shape = tuple(image_shape)
+        p = self.parts
+        p.modification.validate_image_shape(image_shape)
+        step = self._steps.get(image_shape)
+        shape = self.attribution_shape(image_shape)
+        n, seed = p.modification.n_jobs, tf.constant(seed, tf.int32)
+
+        def attributions(images, targets):
+            params = p.modification.params(images)
+            index = tf.range(tf.shape(images)[0], dtype=tf.int32)
+
+            def body(k, state):  # one sample of every image: a batch of N passes
+                merged = step(images, targets, params, index, tf.fill(tf.shape(index), k), seed, state)
+                # The step's signature forgets static shapes; the loop needs them unchanged.
+                return k + 1, tf.nest.map_structure(lambda new, old: tf.ensure_shape(new, old.shape), merged, state)
+
+            empty = p.fold.empty(tf.shape(images)[0], shape)
+            _, state = tf.while_loop(lambda k, _: k < n, body, (tf.constant(0, tf.int32), empty))
+            return p.fold.finalize(state)
+
+        return attributions
+
+
+def _slices(total, size):
+    return [slice(start, min(start + size, total)) for start in range(0, total, size)]
