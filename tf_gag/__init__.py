@@ -10,6 +10,7 @@ interpretation x aggregation on one compiled gradient kernel.
     >>> tf_gag.list_methods()
     >>> result = tf_gag.evaluate(model, images, "gag")        # RCAP, DAUC, IAUC per image
     >>> result = tf_gag.evaluate(model, dataset, "gag")       # a tf.data.Dataset, streamed
+    >>> result = tf_gag.evaluate(model, images, maps, metrics=[tf_gag.RCAP(lower_bound=40), "dauc"])
 """
 from .api import (
     AbsoluteGrad,
@@ -30,10 +31,11 @@ from .api import (
 from . import metrics, viz
 from .errors import PartialResultError
 from .serving import export_saved_model
-from .evaluation import METRICS, EvaluationResult, evaluate
+from .evaluation import EvaluationResult, evaluate
 from .imagenet_s import load_imagenet_s
 from .loading import load_model
 from .methods.reversed import reverse_maps
+from .metrics import MAE, METRICS, RCAP, Deletion, Insertion, LogCoshDice
 from .model import ModelAdapter, Preprocessing
 
 __version__ = "0.1.0"
@@ -41,17 +43,22 @@ __version__ = "0.1.0"
 __all__ = [
     "AbsoluteGrad",
     "BlurIG",
+    "Deletion",
     "EvaluationResult",
     "Explainer",
     "GradCAM",
     "GuidedAbsoluteGrad",
     "GuidedBackprop",
     "GuidedIG",
+    "Insertion",
     "IntegratedGradients",
+    "LogCoshDice",
+    "MAE",
     "METRICS",
     "ModelAdapter",
     "PartialResultError",
     "Preprocessing",
+    "RCAP",
     "SmoothGrad",
     "VanillaGradient",
     "VarGrad",
