@@ -14,7 +14,7 @@ calls after a warm-up call (tracing), for a whole user-facing call:
   tf_gag ``noise_range="batch"``, the same sigma);
 * Integrated Gradients, 20 points, zero baseline;
 * Deletion, 10 steps into 0 (xplique's ``Deletion(steps=10)``, tf_gag's
-  ``evaluate(metrics="dauc")``) on the same maps. xplique's curve has 11
+  ``tf_gag.Deletion(steps=10)``) on the same maps. xplique's curve has 11
   points (0 to 100 % deleted), tf_gag's 10 (0 to 90 %, the PyTorch
   reference's); the speed-up is also given per forward pass. Their shared
   10 points are compared value by value.
@@ -90,8 +90,8 @@ def main(argv=None):
     smoothgrad_maps = maps[work[0][0]]
 
     def ours_deletion():
-        return tf_gag.evaluate(model, images, smoothgrad_maps, targets, metrics="dauc", batch_size=BATCH,
-                               auc_steps=DELETION_STEPS, deletion_fill="zero")
+        deletion = tf_gag.Deletion(steps=DELETION_STEPS, fill="zero")
+        return deletion(model, images, smoothgrad_maps, targets, batch_size=BATCH)
 
     def theirs_deletion():
         metric = Deletion(model, images, one_hot, batch_size=BATCH, baseline_mode=0.0, steps=DELETION_STEPS)

@@ -14,8 +14,8 @@ and map them to Lite0's own input space inside the model.
   GAG, SmoothGrad and VarGrad run with the reference conventions (batch noise
   range; GAG: per-channel quantile, strict test, raw guide, p = 0.85).
 * Metrics on identical maps (tf_gag's GAG maps): RCAP (lower bound 50,
-  interval 10) and Deletion/Insertion AUC (10 steps) with
-  ``convention="reference"``.
+  interval 10) and Deletion/Insertion AUC (10 steps), the metric objects
+  built with ``convention="reference"``.
 * Speed: the best of ``--repeats`` timed calls after one warm-up, per side,
   for GAG, SmoothGrad, IG (reference settings: uniform baselines, 5 points,
   2 trials) and RCAP, on the same CPU threads.
@@ -89,11 +89,11 @@ def main(argv=None):
         explainer = tf_gag.Explainer(model, method, batch_size=32, **options)
         ours[method], seconds[method] = timed(lambda: explainer.explain(images, targets), args.repeats)
     maps = ours["guided_absolute_grad"]
-    scores, seconds["rcap"] = timed(lambda: tf_gag.evaluate(
-        model, images, maps, targets, metrics="rcap", convention="reference", batch_size=40), args.repeats)
-    auc_scores, seconds["auc"] = timed(lambda: tf_gag.evaluate(
-        model, images, maps, targets, metrics=("dauc", "iauc"), convention="reference", batch_size=40),
-        args.repeats)
+    rcap = tf_gag.RCAP(convention="reference")
+    aucs = (tf_gag.Deletion(convention="reference"), tf_gag.Insertion(convention="reference"))
+    scores, seconds["rcap"] = timed(lambda: rcap(model, images, maps, targets, batch_size=40), args.repeats)
+    auc_scores, seconds["auc"] = timed(lambda: tf_gag.evaluate(model, images, maps, targets, metrics=aucs,
+                                                               batch_size=40), args.repeats)
 
     with tempfile.TemporaryDirectory() as work:
         inputs, out = os.path.join(work, "in.npz"), os.path.join(work, "out.npz")

@@ -10,6 +10,7 @@ backward rule x modification x interpretation x fold) run by one engine.
     >>> tf_gag.list_methods()
     >>> result = tf_gag.evaluate(model, images, "gag")        # RCAP, DAUC, IAUC per image
     >>> result = tf_gag.evaluate(model, dataset, "gag")       # a tf.data.Dataset, streamed
+    >>> result = tf_gag.evaluate(model, images, maps, metrics=[tf_gag.RCAP(lower_bound=40), "dauc"])
 """
 from .api import (
     AbsoluteGrad,
@@ -34,9 +35,10 @@ from .io import imageio
 from .tools import assets, viz
 from .errors import PartialResultError
 from .tools.serving import export_saved_model
-from .evaluation import METRICS, EvaluationResult, evaluate
+from .evaluation import EvaluationResult, evaluate
 from .io.imagenet_s import load_imagenet_s
 from .methods.reversed import reverse_maps
+from .metrics import MAE, METRICS, RCAP, Deletion, Insertion, LogCoshDice
 from .model import ModelAdapter, Preprocessing, load_model
 
 __version__ = "0.1.0"
@@ -44,17 +46,22 @@ __version__ = "0.1.0"
 __all__ = [
     "AbsoluteGrad",
     "BlurIG",
+    "Deletion",
     "EvaluationResult",
     "Explainer",
     "GradCAM",
     "GuidedAbsoluteGrad",
     "GuidedBackprop",
     "GuidedIG",
+    "Insertion",
     "IntegratedGradients",
+    "LogCoshDice",
+    "MAE",
     "METRICS",
     "ModelAdapter",
     "PartialResultError",
     "Preprocessing",
+    "RCAP",
     "SmoothGrad",
     "SmoothGradSquared",
     "SmoothIG",

@@ -1,4 +1,4 @@
-"""`evaluate`: score saliency maps with RCAP, Deletion/Insertion AUC, log-cosh Dice and MAE."""
+"""`evaluate`: score saliency maps with metric objects (RCAP, Deletion/Insertion AUC, log-cosh Dice, MAE)."""
 import collections.abc
 import warnings
 
@@ -9,23 +9,13 @@ from .api import Explainer, explainer_for
 from .distribute import check_strategy
 from .errors import PartialResultError
 from .io.inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size
-from .metrics import auc, segmentation
-from .metrics.rcap import check_steps, rcap
-from .metrics.reveal import RevealScorer, check_convention
+from .metrics import named
+from .metrics.base import Batch
+from .metrics.reveal import RevealScorer
 from .model import ModelAdapter, Preprocessing, resolve_model
 from .reuse import RecentCache
 from .io.targets import resolve_targets
 
-#: Every metric `evaluate` computes, with the direction that is better.
-METRICS = {
-    "rcap": "higher",
-    "dauc": "lower",
-    "iauc": "higher",
-    "log_cosh_dice": "lower",
-    "mae": "lower",
-    "sqrt_mae": "lower",
-}
-_MASK_METRICS = ("log_cosh_dice", "mae", "sqrt_mae")
 _ADAPTERS = RecentCache(8)
 _SCORERS = RecentCache(8)
 
@@ -39,10 +29,12 @@ class EvaluationResult(collections.abc.Mapping):
     ``curves["rcap"] = {"recovered", "probability", "saliency_ratio"}``,
     ``curves["dauc"] / curves["iauc"] = {"fraction", "probability"}``.
     ``targets`` are the class ids scored; ``completed`` marks the images done
-    (a partial result of a Dataset holds only the images done).
+    (a partial result of a Dataset holds only the images done); ``metrics``
+    are the metric objects, by result key.
     """
 
-    def __init__(self, scores, curves, targets, completed):
+    def __init__(self, scores, curves, targets, completed, metrics):
+        self.metrics = metrics
         self.scores = scores
         self.curves = curves
         self.targets = targets
@@ -62,21 +54,13 @@ class EvaluationResult(collections.abc.Mapping):
         return {name: int(np.sum(np.isnan(s[self.completed]))) for name, s in self.scores.items()}
 
     def means(self):
-        """{metric: dataset value} over the completed images with a defined score.
+        """{metric: dataset value} over the completed images, as each metric defines it.
 
-        DAUC and IAUC are the area under the dataset-mean curve (the
-        reference's number; by linearity also the mean of per-image areas).
+        Most are the mean of the defined scores; DAUC and IAUC are the area
+        under the dataset-mean curve (the reference's number).
         """
-        out = {}
-        for name, values in self.scores.items():
-            if name in ("dauc", "iauc"):
-                curve = self.curves[name]
-                rows = curve["probability"][self.completed]
-                out[name] = float(auc.area(rows.mean(axis=0), curve["fraction"])) if len(rows) else float("nan")
-                continue
-            defined = values[self.completed & ~np.isnan(values)]
-            out[name] = float(defined.mean()) if defined.size else float("nan")
-        return out
+        return {name: metric.dataset_value(self.scores[name], self.curves.get(name), self.completed)
+                for name, metric in self.metrics.items()}
 
     def table(self):
         """A plain-text table: metric, better direction, dataset value, images scored."""
@@ -85,7 +69,7 @@ class EvaluationResult(collections.abc.Mapping):
         lines = [f"{'metric':<14} {'better':<7} {'value':>8}  images", "-" * 40]
         for name in self.scores:
             note = f"{done - undefined[name]}" + (f" ({undefined[name]} undefined)" if undefined[name] else "")
-            lines.append(f"{name:<14} {METRICS[name]:<7} {means[name]:>8.4f}  {note}")
+            lines.append(f"{name:<14} {self.metrics[name].better:<7} {means[name]:>8.4f}  {note}")
         return "\n".join(lines)
 
     def to_dict(self):
@@ -109,14 +93,27 @@ class EvaluationResult(collections.abc.Mapping):
         return f"EvaluationResult({len(self.targets)} images)\n{self.table()}"
 
 
-def _check_metrics(metrics):
-    if isinstance(metrics, str):
-        metrics = (metrics,)
-    metrics = tuple(dict.fromkeys(metrics))
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:
-        raise ValueError(f"metrics: expected names from {list(METRICS)}, got {list(metrics)}")
-    return metrics
+# evaluate's metric options before the metric objects: where each one went.
+_MOVED = {
+    "convention": (("RCAP", "Deletion", "Insertion"), "convention"),
+    "lower_bound": (("RCAP",), "lower_bound"),
+    "interval": (("RCAP",), "interval"),
+    "auc_schedule": (("Deletion", "Insertion"), "schedule"),
+    "auc_steps": (("Deletion", "Insertion"), "steps"),
+    "pixels_per_step": (("Deletion", "Insertion"), "pixels_per_step"),
+    "deletion_fill": (("Deletion",), "fill"),
+    "blur_sigma": (("Deletion", "Insertion"), "blur_sigma"),
+    "blur_kernel_size": (("Deletion", "Insertion"), "blur_kernel_size"),
+}
+
+
+def _refused(key):
+    """The TypeError for a keyword evaluate does not take; for a former metric option, where it went."""
+    if key not in _MOVED:
+        return TypeError(f"evaluate() got an unexpected keyword argument {key!r}")
+    classes, option = _MOVED[key]
+    use = ", ".join(f"tf_gag.metrics.{c}({option}=...)" for c in classes)
+    return TypeError(f"{key}: evaluate() no longer takes metric options; use metrics=[{use}]")
 
 
 def _black(preprocessing, channels):
@@ -129,10 +126,8 @@ def _black(preprocessing, channels):
 
 
 def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None, masks=None,
-             metrics=("rcap", "dauc", "iauc"), *, batch_size=32, preprocessing=None, convention="paper",
-             lower_bound=50, interval=10, auc_schedule="percentile", auc_steps=10, pixels_per_step=None,
-             deletion_fill="zero", blur_sigma=16.0, blur_kernel_size=33, seed=0, method_options=None,
-             strategy=None, on_progress=None):
+             metrics=("rcap", "dauc", "iauc"), *, batch_size=32, preprocessing=None, seed=0, method_options=None,
+             strategy=None, on_progress=None, **moved):
     """Score saliency maps of ``images`` with the paper's metrics.
 
     Args:
@@ -149,42 +144,35 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
       targets: None (each image's top class), an int, N ints or one-hot rows.
       masks: (N, H, W) ground-truth object masks, for ``log_cosh_dice``
         (binary), ``mae`` and ``sqrt_mae`` (values in [0, 1]).
-      metrics: names from ``METRICS``.
+      metrics: metric objects from `tf_gag.metrics` (``RCAP``, ``Deletion``,
+        ``Insertion``, ``LogCoshDice``, ``MAE``), which own their options, or
+        names from ``METRICS`` for the default objects, or a mix; one result
+        key each.
       batch_size: images per evaluation batch and most model calls at once.
       preprocessing: the pixel -> model-input mapping that defines black for
-        RCAP (and deletion_fill="black"); defaults to the adapter's. When none
-        is known, inputs are taken to be pixels and black is 0.
-      convention: the tie rule at step thresholds (see `tf_gag.metrics.reveal`):
-        ``"paper"`` (``M >= t``) or ``"reference"`` (``M > t``, the PyTorch
-        reference's order statistic and its RCAP threshold clamp).
-      lower_bound, interval: RCAP's percentages (paper: 50 and 10).
-      auc_schedule: ``"percentile"`` (``auc_steps`` steps, reference: 10) or
-        ``"rise"`` (``pixels_per_step`` pixels at a time; default one row).
-      deletion_fill: what deleted pixels become: ``"zero"`` (0 in the model's
-        input space, the dataset mean colour of a mean/std model; reference),
-        ``"black"`` or ``"blur"`` (the insertion background).
-      blur_sigma, blur_kernel_size: the insertion background's Gaussian blur
-        (reference: 16 and 33 px, reflect padding).
+        RCAP (and ``Deletion(fill="black")``); defaults to the adapter's. When
+        none is known, inputs are taken to be pixels and black is 0.
       strategy: a `tf.distribute.Strategy`; the maps and the metrics' model
         calls of every batch are split across its replicas.
       on_progress: called with the number of images finished after each batch.
+
+    The metric options evaluate took before (``lower_bound=``,
+    ``convention=``, ``auc_steps=``, ...) belong to the metric objects now;
+    passing one raises a TypeError naming the object that takes it.
 
     Returns an `EvaluationResult`. If a batch fails, the `PartialResultError`
     raised carries the result of the batches before it (``partial``,
     ``completed``). A map that sums to 0 has no RCAP: its score is NaN, a
     warning names it and the means leave it out.
     """
-    metrics = _check_metrics(metrics)
+    if moved:
+        raise _refused(next(iter(moved)))
+    metrics = named.resolve(metrics)
     batch_size = check_batch_size(batch_size)
     strategy = check_strategy(strategy)
     model = resolve_model(model)
-    check_convention(convention)
-    recovered = check_steps(lower_bound, interval) if "rcap" in metrics else None
-    if "dauc" in metrics or "iauc" in metrics:
-        auc.check_schedule(auc_schedule, auc_steps, pixels_per_step)
-        if deletion_fill not in auc.DELETION_FILLS:
-            raise ValueError(f"deletion_fill: expected one of {list(auc.DELETION_FILLS)}, got {deletion_fill!r}")
-    mask_metrics = [m for m in metrics if m in _MASK_METRICS]
+    mask_metrics = [m.name for m in metrics if m.needs_masks]
+    binary_masks = any(m.binary_masks for m in metrics)
 
     explainer = None
     if isinstance(maps_or_method, Explainer):
@@ -215,7 +203,7 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
         if mask_metrics and masks is None:
             raise ValueError(f"masks: metrics {mask_metrics} compare maps with ground-truth masks; pass masks=")
         if masks is not None:
-            masks = as_mask_batch(masks, n, images.shape[1:3], binary="log_cosh_dice" in metrics)
+            masks = as_mask_batch(masks, n, images.shape[1:3], binary=binary_masks)
         # Top classes need every image's logits; explicit targets only the class count and the logits check.
         logits = adapter.predict_logits(images if targets is None else images[:1], batch_size, warn=False)
         adapter.require_logits(logits)
@@ -226,11 +214,8 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
         )
         total = n
 
-    settings = {"batch_size": batch_size, "convention": convention, "lower_bound": lower_bound,
-                "interval": interval, "deletion_fill": deletion_fill, "blur_sigma": blur_sigma,
-                "blur_kernel_size": blur_kernel_size}
-    collected = _Collected(metrics, recovered, None if total is None else ids)
-    black = x = None
+    collected = _Collected(metrics, None if total is None else ids)
+    black = None
     while True:
         batch = None
         try:
@@ -239,11 +224,8 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
                 break
             batch_images, batch_ids, batch_maps, batch_masks = batch
             height, width, channels = batch_images.shape[1:]
-            if black is None:  # settings that depend on the image size, checked once
-                if "iauc" in metrics or ("dauc" in metrics and deletion_fill == "blur"):
-                    auc.check_blur(blur_sigma, blur_kernel_size, height, width)
-                if "dauc" in metrics or "iauc" in metrics:
-                    x = auc.fractions(auc_schedule, auc_steps, pixels_per_step, height, width)
+            if black is None:  # options that depend on the image size, checked once
+                collected.axes = {m.name: m.curve_axis(height, width) for m in metrics}
                 black = _black(preprocessing or adapter.preprocessing, channels)
             if batch_maps is None:
                 batch_maps = explainer.explain(batch_images, batch_ids)
@@ -253,14 +235,14 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
                                      "have none (expected (image, label, mask) or a dict with 'mask')")
                 batch_masks = as_mask_batch(np.squeeze(batch_masks, axis=-1) if batch_masks.ndim == 4
                                             else batch_masks, len(batch_images), (height, width),
-                                            binary="log_cosh_dice" in metrics)
-            part = _score_batch(scorer, metrics, batch_images, batch_maps, batch_ids, batch_masks,
-                                black=black, x=x, **settings)
+                                            binary=binary_masks)
+            scored = Batch(scorer, batch_images, batch_maps, batch_ids, batch_masks, black, batch_size)
+            part = {m.name: m.score(scored) for m in metrics}
         except Exception as exc:
             done = collected.count
             if done == 0 and isinstance(exc, (ValueError, TypeError)):
                 raise  # a user error before any result: nothing to keep
-            partial = collected.result(total, x)
+            partial = collected.result(total)
             where = f"the batch of images {done}..{done + len(batch[0]) - 1}" if batch else f"image {done} on"
             raise PartialResultError(
                 f"evaluate: {where} failed ({type(exc).__name__}: {exc}); the {done} images before it are in .partial",
@@ -272,17 +254,11 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
             on_progress(len(batch_ids))
     if collected.count == 0:
         raise ValueError("images: the dataset is empty")
-    result = collected.result(total, x)
-
-    if "rcap" in metrics:
-        empty = np.nonzero(np.isnan(result.scores["rcap"]))[0].tolist()
-        if empty:
-            warnings.warn(
-                f"maps: the maps of image(s) {empty} sum to 0, so their RCAP is undefined (NaN); "
-                "the means leave them out",
-                UserWarning,
-                stacklevel=2,
-            )
+    result = collected.result(total)
+    for metric in metrics:
+        message = metric.undefined_warning(result.scores[metric.name])
+        if message:
+            warnings.warn(message, UserWarning, stacklevel=2)
     return result
 
 
@@ -300,20 +276,21 @@ def _dataset_batches(dataset, adapter, batch_size):
 class _Collected:
     """Per-batch scores and curves, joined into one `EvaluationResult` at the end (or at a failure)."""
 
-    def __init__(self, metrics, recovered, targets=None):
+    def __init__(self, metrics, targets=None):
         self.metrics = metrics
-        self.recovered = recovered
         self.known_targets = targets  # every image's target, when known before scoring (arrays)
+        self.axes = {}  # each metric's curve axis, once the image size is known
         self.parts = []
         self.targets = []
         self.count = 0
 
     def add(self, part, targets):
+        """``part``: {metric name: (scores (n,), {curve key: (n, K)})} of one batch."""
         self.parts.append(part)
         self.targets.append(np.asarray(targets, np.int32))
         self.count += len(targets)
 
-    def result(self, total, x):
+    def result(self, total):
         """The images scored so far; with ``total``, NaN rows (not completed) pad it to ``total`` images."""
         size = self.count if total is None else total
         pad = size - self.count
@@ -322,45 +299,18 @@ class _Collected:
             shape = (pad,) if width is None else (pad, width)
             return np.concatenate([np.asarray(v, np.float64) for v in values] + [np.full(shape, np.nan)])
 
-        scores = {m: joined([p["scores"][m] for p in self.parts]) for m in self.metrics}
-        curves = {}
-        if "rcap" in self.metrics:
-            j = len(self.recovered)
-            curves["rcap"] = {"recovered": self.recovered}
-            for key in ("probability", "saliency_ratio"):
-                curves["rcap"][key] = joined([p["curves"]["rcap"][key] for p in self.parts], j)
-        for name in ("dauc", "iauc"):
-            if name in self.metrics:
-                width = 0 if x is None else len(x)
-                curves[name] = {"fraction": x, "probability": joined([p["curves"][name] for p in self.parts], width)}
+        scores, curves = {}, {}
+        for metric in self.metrics:
+            name = metric.name
+            scores[name] = joined([part[name][0] for part in self.parts])
+            if metric.curve_keys:
+                axis = self.axes.get(name, {})
+                width = len(next(iter(axis.values()))) if axis else 0
+                curves[name] = {**axis, **{key: joined([part[name][1][key] for part in self.parts], width)
+                                           for key in metric.curve_keys}}
         if self.known_targets is not None:
             targets = self.known_targets
         else:
             targets = np.concatenate(self.targets + [np.full((pad,), -1, np.int32)]).astype(np.int32)
         completed = np.arange(size) < self.count
-        return EvaluationResult(scores, curves, targets, completed)
-
-
-def _score_batch(scorer, metrics, images, maps, targets, masks, *, black, x, batch_size, convention,
-                 lower_bound, interval, deletion_fill, blur_sigma, blur_kernel_size):
-    """{"scores": {metric: (n,)}, "curves": {...}} for one batch of images."""
-    scores, curves = {}, {}
-    common = {"convention": convention, "batch_size": batch_size}
-    if "rcap" in metrics:
-        out = rcap(scorer, images, maps, targets, black, lower_bound=lower_bound, interval=interval, **common)
-        scores["rcap"] = out["rcap"]
-        curves["rcap"] = {"probability": out["probability"], "saliency_ratio": out["saliency_ratio"]}
-    background = None
-    if "iauc" in metrics or ("dauc" in metrics and deletion_fill == "blur"):
-        background = auc.blurred(images, blur_sigma, blur_kernel_size)
-    if "dauc" in metrics:
-        fill = {"zero": np.zeros_like(black), "black": black, "blur": background}[deletion_fill]
-        curves["dauc"] = auc.curves(scorer, fill, images, maps, targets, x, **common)
-        scores["dauc"] = auc.area(curves["dauc"], x)
-    if "iauc" in metrics:
-        curves["iauc"] = auc.curves(scorer, images, background, maps, targets, x, **common)
-        scores["iauc"] = auc.area(curves["iauc"], x)
-    for name in _MASK_METRICS:
-        if name in metrics:
-            scores[name] = getattr(segmentation, name)(maps, masks)
-    return {"scores": scores, "curves": curves}
+        return EvaluationResult(scores, curves, targets, completed, {m.name: m for m in self.metrics})

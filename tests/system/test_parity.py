@@ -38,7 +38,8 @@ def test_metrics_equal_the_reference_on_identical_maps(tmp_path):
     gradient_maps = tf_gag.explain(model, images, "vg", targets)
     # One continuous map, and one with large ties (8 levels), where the tie rules of the conventions differ.
     maps = np.stack([gradient_maps[0], np.round(gradient_maps[1] * 8) / 8]).astype(np.float32)
-    ours = tf_gag.evaluate(model, images, maps, targets, convention="reference", batch_size=10)
+    reference = [metric(convention="reference") for metric in (tf_gag.RCAP, tf_gag.Deletion, tf_gag.Insertion)]
+    ours = tf_gag.evaluate(model, images, maps, targets, metrics=reference, batch_size=10)
 
     inputs, out = tmp_path / "in.npz", tmp_path / "out.npz"
     np.savez(inputs, images=images.transpose(0, 3, 1, 2), targets=targets, maps=maps)

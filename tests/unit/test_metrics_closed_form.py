@@ -40,8 +40,19 @@ def test_rcap_by_hand():
     np.testing.assert_allclose(result["rcap"], [np.mean(ratio * probability)], rtol=1e-6)
     np.testing.assert_allclose(result.curves["rcap"]["recovered"], [0.1, 0.2, 0.3, 0.4, 0.5])
     # Without ties the reference convention recovers the same pixels.
-    reference = tf_gag.evaluate(sum_model, ONES, DISTINCT, targets=1, metrics="rcap", convention="reference")
+    reference = tf_gag.evaluate(sum_model, ONES, DISTINCT, targets=1, metrics=tf_gag.RCAP(convention="reference"))
     np.testing.assert_allclose(reference["rcap"], result["rcap"], rtol=1e-6)
+
+
+def test_rcap_with_other_steps_by_hand():
+    # lower_bound 40, interval 20: steps recover 20, 40, 60 % of 16 pixels: ceil(3.2, 6.4, 9.6) = 4, 7, 10.
+    counts = [4, 7, 10]
+    ratio = np.array([15 + 14 + 13 + 12, 84, 105]) / 120.0
+    probability = np.array([sigmoid(W * c) for c in counts])
+    result = tf_gag.evaluate(sum_model, ONES, DISTINCT, targets=1, metrics=[tf_gag.RCAP(lower_bound=40, interval=20)])
+    np.testing.assert_allclose(result.curves["rcap"]["recovered"], [0.2, 0.4, 0.6])
+    np.testing.assert_allclose(result.curves["rcap"]["saliency_ratio"][0], ratio, rtol=1e-6)
+    np.testing.assert_allclose(result["rcap"], [np.mean(ratio * probability)], rtol=1e-6)
 
 
 def test_rcap_black_comes_from_the_preprocessing():
@@ -66,7 +77,7 @@ def test_tie_rule_paper_and_reference():
     np.testing.assert_allclose(paper.curves["rcap"]["saliency_ratio"][0], [4 / 6, 4 / 6, 1, 1, 1], rtol=1e-6)
     # Reference: M > sort(M)[floor(p * 16) - 1] for p = .9 .. .5: indices 13, 11, 10, 8, 7 hold 1, .5, .5, .5, 0;
     # a threshold of 1 is clamped to 0 (recover everything above 0), as the PyTorch reference does.
-    reference = tf_gag.evaluate(sum_model, ONES, tied, targets=1, metrics="rcap", convention="reference")
+    reference = tf_gag.evaluate(sum_model, ONES, tied, targets=1, metrics=tf_gag.RCAP(convention="reference"))
     np.testing.assert_allclose(
         reference.curves["rcap"]["probability"][0], [sigmoid(W * c) for c in (8, 4, 4, 4, 8)], rtol=1e-6
     )
@@ -96,19 +107,21 @@ def test_insertion_against_numpy():
         shown[order[: math.ceil(k * 3.6 - 1e-9)]] = True
         composite = np.where(shown.reshape(6, 6), image[0, ..., 0], background)
         expected.append(sigmoid(W * composite.sum()))
-    result = tf_gag.evaluate(sum_model, image, saliency, targets=1, metrics="iauc", blur_sigma=1.0, blur_kernel_size=3)
+    insertion = tf_gag.Insertion(blur_sigma=1.0, blur_kernel_size=3)
+    result = tf_gag.evaluate(sum_model, image, saliency, targets=1, metrics=insertion)
     np.testing.assert_allclose(result.curves["iauc"]["probability"][0], expected, rtol=1e-5)
     np.testing.assert_allclose(result["iauc"], [np.trapezoid(expected, np.arange(10) / 10)], rtol=1e-5)
 
 
 def test_rise_schedule_steps_through_every_pixel():
     # One row (4 pixels) per step, from none to all 16 deleted: 5 points over [0, 1].
-    result = tf_gag.evaluate(sum_model, ONES, DISTINCT, targets=1, metrics="dauc", auc_schedule="rise")
+    result = tf_gag.evaluate(sum_model, ONES, DISTINCT, targets=1, metrics=tf_gag.Deletion(schedule="rise"))
     curve = np.array([sigmoid(W * (16 - c)) for c in (0, 4, 8, 12, 16)])
     np.testing.assert_allclose(result.curves["dauc"]["fraction"], [0, 0.25, 0.5, 0.75, 1.0])
     np.testing.assert_allclose(result.curves["dauc"]["probability"][0], curve, rtol=1e-6)
     np.testing.assert_allclose(result["dauc"], [np.trapezoid(curve, dx=0.25)], rtol=1e-6)
-    fine = tf_gag.evaluate(sum_model, ONES, DISTINCT, targets=1, metrics="dauc", auc_schedule="rise", pixels_per_step=6)
+    fine = tf_gag.evaluate(sum_model, ONES, DISTINCT, targets=1,
+                           metrics=tf_gag.Deletion(schedule="rise", pixels_per_step=6))
     np.testing.assert_allclose(fine.curves["dauc"]["fraction"], [0, 6 / 16, 12 / 16, 1.0])
 
 
@@ -128,7 +141,8 @@ def test_dataset_auc_is_the_area_of_the_mean_curve():
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 1, (3, 4, 4, 1)).astype(np.float32)
     maps = rng.uniform(0, 1, (3, 4, 4)).astype(np.float32)
-    result = tf_gag.evaluate(sum_model, images, maps, targets=1, metrics=("dauc", "iauc"), blur_kernel_size=3, blur_sigma=1.0)
+    small_blur = tf_gag.Insertion(blur_kernel_size=3, blur_sigma=1.0)
+    result = tf_gag.evaluate(sum_model, images, maps, targets=1, metrics=("dauc", small_blur))
     for name in ("dauc", "iauc"):
         mean_curve = result.curves[name]["probability"].mean(axis=0)
         np.testing.assert_allclose(result.means()[name], np.trapezoid(mean_curve, np.arange(10) / 10), rtol=1e-12)
@@ -169,7 +183,7 @@ def figure4():
         [gaussian_map(centre, 6), gaussian_map(centre, 18), gaussian_map(shifted, 6), gaussian_map(shifted, 18)]
     )
     images = np.repeat(image, 4, axis=0)
-    return tf_gag.evaluate(object_model, images, maps, targets=1, metrics=("rcap", "dauc", "iauc"), blur_kernel_size=33)
+    return tf_gag.evaluate(object_model, images, maps, targets=1, metrics=("rcap", "dauc", "iauc"))
 
 
 def test_figure4_rcap_orders_the_maps(figure4):

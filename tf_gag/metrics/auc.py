@@ -13,14 +13,18 @@ higher is better). Two step schedules:
 AUC is the trapezoid area under the curve over the fraction of pixels
 changed. The trapezoid is linear, so the area under the dataset-mean curve
 (the reference's number) equals the mean of the per-image areas.
+`Deletion` and `Insertion` are the metric objects.
 """
 import math
 import numbers
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from .. import ops
-from .reveal import step_thresholds
+from .base import Metric
+from .reveal import check_convention, step_thresholds
 
 SCHEDULES = ("percentile", "rise")
 DELETION_FILLS = ("zero", "black", "blur")
@@ -34,18 +38,27 @@ def _positive_int(name, value):
 
 def check_schedule(schedule, steps, pixels_per_step):
     if schedule not in SCHEDULES:
-        raise ValueError(f"auc_schedule: expected one of {list(SCHEDULES)}, got {schedule!r}")
-    _positive_int("auc_steps", steps)
+        raise ValueError(f"schedule: expected one of {list(SCHEDULES)}, got {schedule!r}")
+    _positive_int("steps", steps)
     if pixels_per_step is not None:
         _positive_int("pixels_per_step", pixels_per_step)
 
 
-def check_blur(sigma, kernel_size, height, width):
-    """Validate the insertion blur for (height, width) images (the padding mirrors the image)."""
+def check_fill(fill):
+    if fill not in DELETION_FILLS:
+        raise ValueError(f"fill: expected one of {list(DELETION_FILLS)}, got {fill!r}")
+
+
+def check_blur(sigma, kernel_size):
+    """Validate the Gaussian blur of the insertion background."""
     if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
         raise ValueError(f"blur_sigma: expected a number > 0, got {sigma!r}")
     if _positive_int("blur_kernel_size", kernel_size) % 2 == 0:
         raise ValueError(f"blur_kernel_size: expected an odd number of pixels, got {kernel_size}")
+
+
+def check_blur_fits(kernel_size, height, width):
+    """Refuse a blur kernel larger than its reflect padding allows on (height, width) images."""
     limit = 2 * (min(height, width) - 1) + 1
     if kernel_size > limit:
         raise ValueError(
@@ -86,3 +99,114 @@ def curves(scorer, reveal, hide, maps, targets, x, *, convention="paper", batch_
     """
     thresholds = step_thresholds(maps, x, convention).numpy()
     return scorer.probabilities(reveal, hide, maps, thresholds, targets, convention=convention, batch_size=batch_size)
+
+
+class _AreaUnderCurve(Metric):
+    """What Deletion and Insertion share: the step schedule, the blur, the tie rule and the dataset's AUC.
+
+    Its curve: ``{"fraction": (K,), "probability": (N, K)}``, the fraction of
+    pixels changed at each step and the target's probability there. A
+    subclass says whether it ``blurs`` (reads the blurred copies).
+    """
+
+    curve_keys = ("probability",)
+
+    def __post_init__(self):
+        check_schedule(self.schedule, self.steps, self.pixels_per_step)
+        check_blur(self.blur_sigma, self.blur_kernel_size)
+        check_convention(self.convention)
+
+    def _fractions(self, height, width):
+        return fractions(self.schedule, self.steps, self.pixels_per_step, height, width)
+
+    def curve_axis(self, height, width):
+        if self.blurs:
+            check_blur_fits(self.blur_kernel_size, height, width)
+        return {"fraction": self._fractions(height, width)}
+
+    def _background(self, batch):
+        """The batch's blurred copies, shared with any other metric of the same blur."""
+        return batch.shared(("blur", self.blur_sigma, self.blur_kernel_size),
+                            lambda: blurred(batch.images, self.blur_sigma, self.blur_kernel_size))
+
+    def _scored(self, batch, reveal, hide):
+        """(areas, curve) when each step shows ``reveal`` on the top pixels and ``hide`` elsewhere."""
+        x = self._fractions(*batch.images.shape[1:3])
+        probability = curves(batch.scorer, reveal, hide, batch.maps, batch.targets, x, convention=self.convention,
+                             batch_size=batch.batch_size)
+        return area(probability, x), {"probability": probability}
+
+    def dataset_value(self, scores, curve, completed):
+        """The area under the dataset-mean curve (the reference's number; by linearity the mean of the areas)."""
+        rows = curve["probability"][completed]
+        return float(area(rows.mean(axis=0), curve["fraction"])) if len(rows) else float("nan")
+
+
+@dataclass(frozen=True)
+class Deletion(_AreaUnderCurve):
+    """Deletion AUC (result key ``dauc``, lower is better): delete the most salient pixels first.
+
+    Args:
+      steps: the ``"percentile"`` schedule's number of steps (reference: 10).
+      schedule: ``"percentile"`` (0, 1/steps, ... of the pixels) or ``"rise"``
+        (``pixels_per_step`` pixels at a time over the whole range; default one row).
+      pixels_per_step: the ``"rise"`` schedule's step.
+      fill: what deleted pixels become: ``"zero"`` (0 in the model's input
+        space, the dataset mean colour of a mean/std model; reference),
+        ``"black"`` or ``"blur"`` (the Gaussian-blurred image).
+      blur_sigma, blur_kernel_size: that blur (only ``fill="blur"`` uses it).
+      convention: the tie rule at step thresholds, as for `RCAP`.
+    """
+
+    steps: int = 10
+    schedule: str = "percentile"
+    pixels_per_step: Optional[int] = None
+    fill: str = "zero"
+    blur_sigma: float = 16.0
+    blur_kernel_size: int = 33
+    convention: str = "paper"
+
+    name = "dauc"
+    better = "lower"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_fill(self.fill)
+
+    @property
+    def blurs(self):
+        return self.fill == "blur"
+
+    def score(self, batch):
+        if self.blurs:
+            fill = self._background(batch)
+        elif self.fill == "black":
+            fill = batch.black
+        else:
+            fill = np.zeros_like(batch.black)
+        return self._scored(batch, fill, batch.images)
+
+
+@dataclass(frozen=True)
+class Insertion(_AreaUnderCurve):
+    """Insertion AUC (result key ``iauc``, higher is better): paste the most salient pixels into a blurred copy.
+
+    Args:
+      steps, schedule, pixels_per_step, convention: as for `Deletion`.
+      blur_sigma, blur_kernel_size: the background's Gaussian blur (reference:
+        16 and 33 px, reflect padding).
+    """
+
+    steps: int = 10
+    schedule: str = "percentile"
+    pixels_per_step: Optional[int] = None
+    blur_sigma: float = 16.0
+    blur_kernel_size: int = 33
+    convention: str = "paper"
+
+    name = "iauc"
+    better = "higher"
+    blurs = True
+
+    def score(self, batch):
+        return self._scored(batch, batch.images, self._background(batch))

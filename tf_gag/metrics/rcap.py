@@ -10,14 +10,16 @@ image into a black image, and
 The first factor is the visual-noise term, the second the localisation term;
 higher is better. "Black" is black in pixel space, mapped into the model's
 input space by its preprocessing. A map with sum 0 has no RCAP (NaN, reported
-as undefined).
+as undefined). `RCAP` is the metric object; `rcap` scores a batch.
 """
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from .reveal import revealed, step_thresholds
+from .base import Metric
+from .reveal import check_convention, revealed, step_thresholds
 
 
 def check_steps(lower_bound, interval):
@@ -73,3 +75,50 @@ def rcap(scorer, images, maps, targets, black, *, lower_bound=50, interval=10, c
         "probability": probability,
         "recovered": fractions,
     }
+
+
+@dataclass(frozen=True)
+class RCAP(Metric):
+    """RCAP (result key ``rcap``, higher is better).
+
+    Args:
+      lower_bound, interval: whole percentages; steps recover the top
+        ``interval``, 2 ``interval``, ..., 100 - ``lower_bound`` percent of the
+        pixels. The paper uses 50 and 10; mlxops-xai defaults to 70 and 30.
+      convention: the tie rule at step thresholds (see `tf_gag.metrics.reveal`):
+        ``"paper"`` (``M >= t``) or ``"reference"`` (``M > t``, the PyTorch
+        reference's order statistic and its threshold clamp).
+
+    Its curve: ``{"recovered": (j,), "probability": (N, j), "saliency_ratio": (N, j)}``,
+    each step's fraction of pixels and its two factors.
+
+        >>> result = tf_gag.RCAP(lower_bound=40, interval=20)(model, images, maps)
+    """
+
+    lower_bound: int = 50
+    interval: int = 10
+    convention: str = "paper"
+
+    name = "rcap"
+    better = "higher"
+    curve_keys = ("probability", "saliency_ratio")
+
+    def __post_init__(self):
+        check_steps(self.lower_bound, self.interval)
+        check_convention(self.convention)
+
+    def curve_axis(self, height, width):
+        return {"recovered": check_steps(self.lower_bound, self.interval)}
+
+    def score(self, batch):
+        out = rcap(batch.scorer, batch.images, batch.maps, batch.targets, batch.black, lower_bound=self.lower_bound,
+                   interval=self.interval, convention=self.convention, batch_size=batch.batch_size)
+        return out["rcap"], {key: out[key] for key in self.curve_keys}
+
+    def undefined_warning(self, scores):
+        """A map that sums to 0 has no RCAP: name the images, which the means leave out."""
+        empty = np.nonzero(np.isnan(scores))[0].tolist()
+        if empty:
+            return (f"maps: the maps of image(s) {empty} sum to 0, so their RCAP is undefined (NaN); "
+                    "the means leave them out")
+        return None

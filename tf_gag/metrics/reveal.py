@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from .. import ops
 from ..distribute import SplitRunner, replicas
+from ..reuse import PerKey
 
 CONVENTIONS = ("paper", "reference")
 
@@ -78,28 +79,29 @@ class RevealScorer:
     def __init__(self, adapter, strategy=None):
         self.adapter = adapter
         self.strategy = strategy
-        self._compiled = {}
+        self._compiled = PerKey(self._compile_score)
 
     def _score_fn(self, image_shape):
-        if image_shape not in self._compiled:
-            images = tf.TensorSpec((None,) + image_shape, tf.float32)
-            maps = tf.TensorSpec((None,) + image_shape[:2], tf.float32)
-            index = tf.TensorSpec((None,), tf.int32)
-            spec = [index, tf.TensorSpec((None,), tf.float32), index, images, images, maps, tf.TensorSpec((), tf.bool)]
+        return self._compiled.get(image_shape)
 
-            @tf.function(input_signature=spec)
-            def score(image_index, thresholds, targets, reveal, hide, maps, strict):
-                def rows(x):  # each job's image; a one-row reveal or hide (black, a fill) serves every image
-                    return tf.gather(x, tf.minimum(image_index, tf.shape(x)[0] - 1))
+    def _compile_score(self, image_shape):
+        images = tf.TensorSpec((None,) + image_shape, tf.float32)
+        maps = tf.TensorSpec((None,) + image_shape[:2], tf.float32)
+        index = tf.TensorSpec((None,), tf.int32)
+        spec = [index, tf.TensorSpec((None,), tf.float32), index, images, images, maps, tf.TensorSpec((), tf.bool)]
 
-                t = thresholds[:, tf.newaxis, tf.newaxis]
-                job_maps = rows(maps)
-                mask = tf.where(strict, job_maps > t, job_maps >= t)[..., tf.newaxis]
-                outputs = self.adapter.forward(tf.where(mask, rows(reveal), rows(hide)))
-                return tf.gather(self.adapter.probabilities(outputs), targets, batch_dims=1)
+        @tf.function(input_signature=spec)
+        def score(image_index, thresholds, targets, reveal, hide, maps, strict):
+            def rows(x):  # each job's image; a one-row reveal or hide (black, a fill) serves every image
+                return tf.gather(x, tf.minimum(image_index, tf.shape(x)[0] - 1))
 
-            self._compiled[image_shape] = SplitRunner(self.strategy, score, shared_count=4)
-        return self._compiled[image_shape]
+            t = thresholds[:, tf.newaxis, tf.newaxis]
+            job_maps = rows(maps)
+            mask = tf.where(strict, job_maps > t, job_maps >= t)[..., tf.newaxis]
+            outputs = self.adapter.forward(tf.where(mask, rows(reveal), rows(hide)))
+            return tf.gather(self.adapter.probabilities(outputs), targets, batch_dims=1)
+
+        return SplitRunner(self.strategy, score, shared_count=4)
 
     def probabilities(self, reveal, hide, maps, thresholds, targets, *, convention, batch_size):
         """(N, K) probabilities of the target class for every image i and step k.

@@ -7,8 +7,14 @@ is better.
   ``L = log(cosh(1 - dice))`` (smoothing 1, as the reference).
 * MAE: ``mean(|p - y|)``. The paper's tables report its square root under the
   name MAE; tf_gag names that ``sqrt_mae``.
+
+`LogCoshDice` and `MAE` are the metric objects; the functions score arrays.
 """
+from dataclasses import dataclass
+
 import tensorflow as tf
+
+from .base import Metric
 
 
 def _pair(maps, masks):
@@ -32,3 +38,44 @@ def mae(maps, masks):
 def sqrt_mae(maps, masks):
     """(N,) square root of `mae`: the value the paper's tables call MAE."""
     return tf.sqrt(mae(maps, masks)).numpy()
+
+
+class _AgainstMasks(Metric):
+    """A metric of maps against ``evaluate``'s ``masks``; lower is better."""
+
+    better = "lower"
+    needs_masks = True
+
+
+@dataclass(frozen=True)
+class LogCoshDice(_AgainstMasks):
+    """Log-cosh Dice loss against binary masks (result key ``log_cosh_dice``)."""
+
+    name = "log_cosh_dice"
+    binary_masks = True
+
+    def score(self, batch):
+        return log_cosh_dice(batch.maps, batch.masks), {}
+
+
+@dataclass(frozen=True)
+class MAE(_AgainstMasks):
+    """Mean absolute error against masks in [0, 1] (result key ``mae``).
+
+    Args:
+      sqrt: score its square root instead, the value the paper's tables call
+        MAE (result key ``sqrt_mae``).
+    """
+
+    sqrt: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.sqrt, bool):
+            raise ValueError(f"sqrt: expected True or False, got {self.sqrt!r}")
+
+    @property
+    def name(self):
+        return "sqrt_mae" if self.sqrt else "mae"
+
+    def score(self, batch):
+        return (sqrt_mae if self.sqrt else mae)(batch.maps, batch.masks), {}
