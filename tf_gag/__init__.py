@@ -12,6 +12,7 @@ backward rule x modification x interpretation x fold) run by one engine.
     >>> result = tf_gag.evaluate(model, dataset, "gag")       # a tf.data.Dataset, streamed
     >>> result = tf_gag.evaluate(model, images, maps, metrics=[tf_gag.RCAP(lower_bound=40), "dauc"])
 """
+from . import metrics
 from .api import (
     AbsoluteGrad,
     BlurIG,
@@ -30,16 +31,15 @@ from .api import (
     explain,
     list_methods,
 )
-from . import metrics
-from .io import imageio
-from .tools import assets, viz
 from .errors import PartialResultError
-from .tools.serving import export_saved_model
 from .evaluation import EvaluationResult, evaluate
+from .io import imageio
 from .io.imagenet_s import load_imagenet_s
 from .methods.reversed import reverse_maps
 from .metrics import MAE, METRICS, RCAP, Deletion, Insertion, LogCoshDice
 from .model import ModelAdapter, Preprocessing, load_model
+from .tools import assets, viz
+from .tools.serving import export_saved_model
 
 __version__ = "0.1.0"
 
@@ -68,9 +68,11 @@ __all__ = [
     "VanillaGradient",
     "VarGrad",
     "attributions",
+    "assets",
     "evaluate",
     "explain",
     "export_saved_model",
+    "imageio",
     "list_methods",
     "load_imagenet_s",
     "load_model",

@@ -8,12 +8,12 @@ from .distribute import check_strategy
 from .errors import PartialResultError
 from .io import data
 from .io.inputs import as_image_batch, check_batch_size, check_seed
+from .io.targets import resolve_targets
 from .methods.engine import Engine
 from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method, slots
 from .methods.reversed import check_reverse, reverse_maps
 from .model import ModelAdapter, resolve_model
 from .reuse import RecentCache
-from .io.targets import resolve_targets
 
 
 def _check_reverse(reverse):

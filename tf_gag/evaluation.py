@@ -4,17 +4,17 @@ import warnings
 
 import numpy as np
 
-from .io import data
 from .api import Explainer, explainer_for
 from .distribute import check_strategy
 from .errors import PartialResultError
+from .io import data
 from .io.inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size
+from .io.targets import resolve_targets
 from .metrics import named
 from .metrics.base import Batch
 from .metrics.reveal import RevealScorer
 from .model import ModelAdapter, Preprocessing, resolve_model
 from .reuse import RecentCache
-from .io.targets import resolve_targets
 
 _ADAPTERS = RecentCache(8)
 _SCORERS = RecentCache(8)
@@ -269,7 +269,7 @@ def _dataset_batches(dataset, adapter, batch_size):
         logits = adapter.predict_logits(images, batch_size, warn=False)
         adapter.require_logits(logits)
         ids = resolve_targets(batch.get("label"), len(images), logits.shape[1],
-                              predicted=lambda: logits.argmax(axis=1))
+                              predicted=lambda logits=logits: logits.argmax(axis=1))
         yield images, ids, None, batch.get("mask")
 
 

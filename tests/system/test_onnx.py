@@ -70,7 +70,11 @@ class EfficientNetLike(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-NETS = {"resnet": (ResNetLike, "relu"), "densenet": (DenseNetLike, "transition"), "efficientnet": (EfficientNetLike, "project")}
+NETS = {
+    "resnet": (ResNetLike, "relu"),
+    "densenet": (DenseNetLike, "transition"),
+    "efficientnet": (EfficientNetLike, "project"),
+}
 
 
 def seeded(cls):
@@ -120,7 +124,8 @@ def torch_gradcam(net, layer, x, target):
     a = store["a"]
     grads = torch.autograd.grad(logits[np.arange(len(x)), target].sum(), a)[0]
     heat = torch.relu((grads.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
-    heat = nn.functional.interpolate(heat, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0].detach().numpy()
+    heat = nn.functional.interpolate(heat, size=x.shape[2:], mode="bilinear", align_corners=False)
+    heat = heat[:, 0].detach().numpy()
     low, high = heat.min((1, 2), keepdims=True), heat.max((1, 2), keepdims=True)
     return np.where(high > low, (heat - low) / np.where(high > low, high - low, 1), 0)
 
@@ -192,7 +197,8 @@ def test_runtime_never_imports_onnx2tf_or_tf_keras(lite0, cache):
         "print(sorted(k for k in ('onnx2tf', 'tf_keras', 'onnx', 'torch') if k in sys.modules))"
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    env = {**env, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
 

@@ -24,7 +24,9 @@ def _has_reference():
                           capture_output=True).returncode == 0
 
 
-pytestmark = pytest.mark.skipif(not _has_reference(), reason="no torch environment with mlxops-xai (benchmarks/README.md)")
+pytestmark = pytest.mark.skipif(
+    not _has_reference(), reason="no torch environment with mlxops-xai (benchmarks/README.md)"
+)
 
 
 def test_metrics_equal_the_reference_on_identical_maps(tmp_path):

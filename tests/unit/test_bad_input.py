@@ -103,7 +103,9 @@ def test_not_a_model():
 def test_constant_image_and_constant_map_are_not_nan(small):
     maps = tf_gag.explain(small[0], np.ones((2, 4, 4, 3), np.float32), "gag", n_samples=4)
     assert np.all(np.isfinite(maps))
-    zero_model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2, kernel_initializer="zeros")])
+    zero_model = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2, kernel_initializer="zeros")]
+    )
     maps = tf_gag.explain(zero_model, small[1], "vg")
     assert np.all(maps == 0)
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import tensorflow as tf
+from reference import minmax
 
 import tf_gag
-from reference import minmax
 
 
 def linear_model(weights, bias):

@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from test_metrics_closed_form import W, sigmoid, sum_model
 
 import tf_gag
-from test_metrics_closed_form import W, sigmoid, sum_model
 from tf_gag.metrics import Metric
 
 RNG = np.random.default_rng(7)

@@ -132,7 +132,8 @@ def test_dice_and_mae_by_hand():
     np.testing.assert_allclose(metrics.log_cosh_dice(p, y), [math.log(math.cosh(1 - dice))])
     np.testing.assert_allclose(metrics.mae(p, y), [0.125])
     np.testing.assert_allclose(metrics.sqrt_mae(p, y), [math.sqrt(0.125)])
-    result = tf_gag.evaluate(sum_model, np.ones((1, 2, 2, 1)), p, targets=1, masks=y, metrics=("log_cosh_dice", "sqrt_mae"))
+    result = tf_gag.evaluate(sum_model, np.ones((1, 2, 2, 1)), p, targets=1, masks=y,
+                             metrics=("log_cosh_dice", "sqrt_mae"))
     np.testing.assert_allclose(result["log_cosh_dice"], [math.log(math.cosh(1 - dice))], rtol=1e-6)
     np.testing.assert_allclose(result["sqrt_mae"], [math.sqrt(0.125)], rtol=1e-6)
 

@@ -12,6 +12,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+
 def fit(image, height, width, method="bilinear"):
     """Centre-crop an (h, w, c) image to the aspect ratio of (height, width), then resize.
 

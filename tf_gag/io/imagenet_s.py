@@ -67,7 +67,7 @@ def decode_ids(segmentation):
     return rgb[..., 0] + 256 * rgb[..., 1]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builder_class():
     """The TFDS builder, defined (and registered with TFDS) once, on first use: importing tf_gag skips TFDS."""
     import tensorflow_datasets as tfds

@@ -120,7 +120,9 @@ class Engine:
     def _compile_gradients(self, image_shape):
         p, adapter, source = self.parts, self.adapter, BoundInput(image_shape)
 
-        @tf.function(input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32), tf.TensorSpec((None,), tf.int32)])
+        spec = [tf.TensorSpec((None,) + image_shape, tf.float32), tf.TensorSpec((None,), tf.int32)]
+
+        @tf.function(input_signature=spec)
         def gradients(inputs, targets):
             return chunk_gradients(adapter, p.rule, source, inputs, targets, p.objective)[0]
 

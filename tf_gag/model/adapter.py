@@ -228,7 +228,8 @@ class ModelAdapter:
         with contextlib.ExitStack() as stack:
             reached = stack.enter_context(rule.traced())
             if capture is not None:
-                stack.enter_context(_recording([(capture.name, capture)], lambda path, layer, out: captured.append(out)))
+                record = lambda path, layer, out: captured.append(out)
+                stack.enter_context(_recording([(capture.name, capture)], record))
             outputs = self._call(x)
         rule.check_reached(reached, self.kind)
         if isinstance(outputs, (list, tuple, dict)):
@@ -344,4 +345,5 @@ class ModelAdapter:
         return logits
 
     def _compile_predict(self, image_shape):
-        return tf.function(lambda x: self.forward(x), input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32)])
+        spec = [tf.TensorSpec((None,) + image_shape, tf.float32)]
+        return tf.function(lambda x: self.forward(x), input_signature=spec)

@@ -192,7 +192,9 @@ def load_model(path, *, preprocessing=None, classes=None, feature=None, output="
         return ModelAdapter(keras.models.load_model(path, compile=False), output=output,
                             preprocessing=preprocessing, classes=classes)
     _check_onnx_file(path)
-    raise ValueError(f"model: {path}: expected a .onnx, .keras or .h5 file, a SavedModel folder or a zoo name {list(ZOO)}")
+    raise ValueError(
+        f"model: {path}: expected a .onnx, .keras or .h5 file, a SavedModel folder or a zoo name {list(ZOO)}"
+    )
 
 
 #: Models loaded by path or zoo name, keyed by (path, cache folder): loaded once per process, under a lock.

@@ -165,7 +165,8 @@ def _explain(args):
         maps = explainer.explain(images, targets, on_progress=bar.update)
     for stem, photo, saliency in zip(_stems(names), pixels, maps):
         _write_atomic(os.path.join(out, f"{stem}.npy"), lambda p, s=saliency: _write_bytes(p, _npy(s)))
-        _write_atomic(os.path.join(out, f"{stem}.png"), lambda p, ph=photo, s=saliency: viz.save_png(viz.overlay(ph, s), p))
+        picture = lambda p, ph=photo, s=saliency: viz.save_png(viz.overlay(ph, s), p)
+        _write_atomic(os.path.join(out, f"{stem}.png"), picture)
     print(f"wrote {len(maps)} maps (.npy) and overlays (.png) to {os.path.abspath(out)}")
 
 
@@ -197,7 +198,8 @@ def _convert(args):
     from tf_gag.model.loading import cache_dir
 
     if not (args.model.endswith(".onnx") or args.model in tf_gag.model.loading.ZOO):
-        raise UserError(f"model: expected a .onnx file or a zoo name {list(tf_gag.model.loading.ZOO)}, got {args.model}")
+        zoo = list(tf_gag.model.loading.ZOO)
+        raise UserError(f"model: expected a .onnx file or a zoo name {zoo}, got {args.model}")
     model = tf_gag.load_model(args.model, feature=args.feature, cache=args.cache)
     print(f"converted {args.model}: input {tuple(model.input_shape)}, Grad-CAM at "
           f"{model.metadata.get('gradcam', {}).get('tensor')!r}; cache {cache_dir(args.cache)}")

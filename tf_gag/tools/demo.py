@@ -39,8 +39,8 @@ def main(argv=None):
     from tqdm.auto import tqdm
 
     import tf_gag
-    from tf_gag.tools import assets, viz
     from tf_gag.model.loading import cache_dir
+    from tf_gag.tools import assets, viz
 
     print(f"loading {MODEL} (first run: export from PyTorch and convert through ONNX, ~15 s; then cached) ...",
           flush=True)
@@ -79,7 +79,8 @@ def main(argv=None):
     for method, title in METHODS.items():
         means, undefined = results[method].means(), results[method].undefined()["rcap"]
         note = f"  (RCAP undefined for {undefined} all-zero maps)" if undefined else ""
-        print(f"{title:22s} {means['rcap']:8.4f} {means['dauc']:8.4f} {means['iauc']:8.4f} {seconds[method]:9.2f}{note}")
+        scores = f"{means['rcap']:8.4f} {means['dauc']:8.4f} {means['iauc']:8.4f}"
+        print(f"{title:22s} {scores} {seconds[method]:9.2f}{note}")
         for i, name in enumerate(assets.ALL_PHOTOS):
             scores = [results[method][m][i] for m in ("rcap", "dauc", "iauc")]
             rows.append(f"{name},{method},{top[i]},\"{model.classes[top[i]]}\"," + ",".join(f"{v:.6f}" for v in scores))

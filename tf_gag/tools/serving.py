@@ -27,8 +27,8 @@ import tempfile
 import tensorflow as tf
 
 from .. import ops
-from ..io import imageio
 from ..api import Explainer
+from ..io import imageio
 
 
 def _check_exportable(explainer):
