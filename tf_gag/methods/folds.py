@@ -22,6 +22,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from .. import ops
+from .part import Part
 
 # float32 machine epsilon times a few: the rounding a mean of n values can carry.
 _ULPS = 4 * 1.1920929e-07
@@ -121,20 +122,12 @@ def sample_variance(count, mean, m2):
     return tf.where((m2 <= resolution) | (count < 2.0), 0.0, m2 / tf.maximum(count - 1.0, 1.0))
 
 
-class Fold:
+class Fold(Part):
     """Base class: ``empty`` -> ``update`` per chunk -> ``finalize``."""
 
-    name = ""
-    options = {}
     state = None  # the NamedTuple of the online state
     min_samples = 1
 
-    def describe(self):
-        return {key: getattr(self, key) for key in self.options}
-
-    def __repr__(self):
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
-        return f"{type(self).__name__}({settings})"
 
     def state_specs(self, shape):
         """TensorSpecs of the state for attributions of per-image shape ``shape``."""

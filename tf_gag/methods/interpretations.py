@@ -7,18 +7,14 @@ PAIR's and xplique's SquareGrad). Applied to every sample's contribution.
 """
 import tensorflow as tf
 
+from .part import Part
 
-class Interpretation:
+
+class Interpretation(Part):
     """A per-element map of contributions; no options."""
-
-    name = ""
-    options = {}
 
     def __call__(self, contributions):
         raise NotImplementedError
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
 
 
 class Signed(Interpretation):

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import ops
+from .part import Part
 
 
 def _check_int(name, value, minimum):
@@ -68,7 +69,7 @@ def _draws(draw, keys):
     return tf.gather(tf.map_fn(draw, distinct, fn_output_signature=tf.float32), position)
 
 
-class Modification:
+class Modification(Part):
     """Base class. ``sequential`` modifications (Guided IG) are driven step by step.
 
     ``gradient_contributions``: a job's contribution is its gradient as it is
@@ -76,19 +77,11 @@ class Modification:
     built with ``black``, black pixels in the model's input space (or None).
     """
 
-    options = {}
     sequential = False
     gradient_contributions = False
     needs_black = False
     n_jobs = 1
 
-    def describe(self):
-        """{option: value} of this modification."""
-        return {key: getattr(self, key) for key in self.options}
-
-    def __repr__(self):
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
-        return f"{type(self).__name__}({settings})"
 
     def param_specs(self, image_shape):
         """TensorSpecs of the per-image parameters (first dimension G)."""

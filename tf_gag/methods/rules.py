@@ -22,6 +22,8 @@ import contextlib
 
 import tensorflow as tf
 
+from .part import Part
+
 
 @tf.RegisterGradient("TfGagGuidedRelu")
 def _guided_relu_gradient(op, grad):
@@ -35,7 +37,7 @@ def _guided_relu6_gradient(op, grad):
     return grad * tf.cast(passing, grad.dtype) * tf.cast(grad > 0, grad.dtype)
 
 
-class BackwardRule:
+class BackwardRule(Part):
     """Base class: a rule with no overrides is the plain gradient.
 
     Subclasses set ``overrides`` ({op type: registered gradient name}) and, if
@@ -43,17 +45,9 @@ class BackwardRule:
     """
 
     name = "plain"
-    options = {}
     overrides = {}
     imported_function = "logits"
 
-    def describe(self):
-        """{option: value} of this rule, for `list_methods` and reprs."""
-        return {key: getattr(self, key) for key in self.options}
-
-    def __repr__(self):
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
-        return f"{type(self).__name__}({settings})"
 
     @contextlib.contextmanager
     def traced(self):

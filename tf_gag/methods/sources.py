@@ -15,18 +15,13 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from .part import Part
 
-class Input:
+
+class Input(Part):
     """The gradient with respect to the model's input."""
 
     name = "input"
-    options = {}
-
-    def describe(self):
-        return {}
-
-    def __repr__(self):
-        return "Input()"
 
     def check(self, adapter, modification):
         """Raise if this source cannot serve ``modification`` on ``adapter``."""
@@ -52,7 +47,7 @@ class BoundInput:
         return modification.contributions(grads, images, params, image_index, sample_index, inputs, seed)
 
 
-class Layer:
+class Layer(Part):
     """The gradient with respect to a layer's activations, as Grad-CAM.
 
     ``layer``: a layer name, a path through nested models
@@ -70,9 +65,6 @@ class Layer:
 
     def describe(self):
         return {"layer": getattr(self.layer, "name", self.layer)}
-
-    def __repr__(self):
-        return f"Layer(layer={self.describe()['layer']!r})"
 
     def check(self, adapter, modification):
         if adapter.kind not in ("keras", "imported"):
