@@ -7,3 +7,8 @@
   onnx2tf changes TensorFlow's global state; `tf_gag.load_model` starts it.
 * `zoo` — the embedded default model (EfficientNet-Lite0, real ImageNet weights).
 """
+
+#: What a converted entry holds; part of the conversion cache key, so entries of an older format are rebuilt.
+#: 2: ``logits.pb``, the logits function frozen flat (variables as constants, calls inlined), so backward rules
+#: can override its ReLU gradients at call time.
+FORMAT = 2

@@ -15,7 +15,9 @@ What is saved (all NHWC float32, free batch):
   ``features(x)``       the image -> the Grad-CAM feature tensor (N, h, w, c);
   ``head(f)``           that feature tensor -> logits;
   ``logits(x)``         ``head(features(x))``, also the ``serving_default`` signature;
-  ``guided_logits(x)``  the same network with guided ReLU/ReLU6 gradients.
+and beside it ``logits.pb``: ``logits`` frozen into one flat GraphDef (variables
+as constants, nested calls inlined), whose ReLU ops a backward rule overrides
+when tf_gag imports it into its own graph (`tf_gag.methods.rules`).
 The graph is split at the feature tensor (one function returning both would
 give no gradient of logits with respect to the features). Every part is
 checked against onnxruntime on a batch of two before anything is written.
@@ -32,8 +34,9 @@ import onnxruntime
 import onnxsim
 import tensorflow as tf
 
+from converters import FORMAT
+
 ERROR_PREFIX = "tf_gag-conversion-error: "
-FORMAT = 1
 # Relative tolerance of the converted logits against onnxruntime (float32 reorderings).
 TOLERANCE = 1e-3
 
@@ -158,33 +161,31 @@ def _onnx2tf(path, name, shape, folder):
         raise ConversionError(f"onnx2tf could not convert the model: {type(exc).__name__}: {exc}") from None
 
 
-def _guide(keras_model):
-    """Switch the converted model's ReLU/ReLU6 ops to guided gradients (Springenberg et al.)."""
-    relu, relu6 = tf.nn.relu, tf.nn.relu6
+FROZEN = "logits.pb"
 
-    @tf.custom_gradient
-    def guided_relu(features, name=None):
-        def grad(dy):
-            return dy * tf.cast(features > 0, dy.dtype) * tf.cast(dy > 0, dy.dtype)
 
-        return relu(features), grad
+def _freeze(function, path):
+    """Write ``function`` frozen flat to ``path``; {"input", "output"}: its tensor names."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    @tf.custom_gradient
-    def guided_relu6(features, name=None):
-        def grad(dy):
-            passing = tf.logical_and(features > 0, features < 6)
-            return dy * tf.cast(passing, dy.dtype) * tf.cast(dy > 0, dy.dtype)
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    graph_def = frozen.graph.as_graph_def()
+    calls = [node.name for node in graph_def.node if node.op in ("PartitionedCall", "StatefulPartitionedCall")]
+    if calls:
+        raise ConversionError(f"freezing left function calls in the logits graph: {calls[:3]}")
+    with open(path, "wb") as f:
+        f.write(graph_def.SerializeToString())
+    return {"graph_def": graph_def, "input": frozen.inputs[0].name, "output": frozen.outputs[0].name}
 
-        return relu6(features), grad
 
-    guided = {"relu": guided_relu, "relu6": guided_relu6}
-    swapped = 0
-    for layer in keras_model.layers:
-        name = getattr(getattr(layer, "function", None), "__name__", None)
-        if name in guided:
-            layer.function = guided[name]
-            swapped += 1
-    return swapped
+def _run_frozen(frozen, image):
+    """The frozen graph's logits for ``image``, imported the way tf_gag imports it."""
+    run = tf.function(
+        lambda x: tf.graph_util.import_graph_def(
+            frozen["graph_def"], input_map={frozen["input"]: x}, return_elements=[frozen["output"]], name="frozen"
+        )[0]
+    )
+    return run(tf.constant(image)).numpy()
 
 
 def _reference(path, output, input_name, batch):
@@ -219,9 +220,6 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
         logits_ref = _reference(full, output, input_name, probe)
         backbone = _onnx2tf(parts["backbone"], input_name, chw, work)
         head = _onnx2tf(parts["head"], feature, feature_nchw.shape[1:], work)
-        guided_backbone = _onnx2tf(parts["backbone"], input_name, chw, work)
-        guided_head = _onnx2tf(parts["head"], feature, feature_nchw.shape[1:], work)
-        relus = _guide(guided_backbone) + _guide(guided_head)
 
         image = probe.transpose(0, 2, 3, 1)
         raw = backbone(image).numpy()
@@ -229,18 +227,18 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
         channels_first = raw.shape == feature_nchw.shape and not (
             raw.shape == feature_nhwc.shape and np.allclose(raw, feature_nhwc, rtol=1e-3, atol=1e-4)
         )
-        module = Imported(backbone, head, guided_backbone, guided_head, chw, feature_nhwc.shape[1:], channels_first)
+        module = Imported(backbone, head, chw, feature_nhwc.shape[1:], channels_first)
         errors = {
             "features": _check("features", module.features(image).numpy(), feature_nhwc),
             "logits": _check("logits", module.logits(image).numpy(), logits_ref),
-            "guided_logits": _check("guided logits", module.guided_logits(image).numpy(), logits_ref),
         }
+        frozen = _freeze(module.logits, os.path.join(out_dir, FROZEN))
+        errors["frozen_logits"] = _check("frozen logits", _run_frozen(frozen, image), logits_ref)
         staging = os.path.join(out_dir, "saved_model")
         tf.saved_model.save(
             module,
             staging,
             signatures={"serving_default": module.logits},
-            options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
         )
     import onnx2tf  # already imported by _onnx2tf; here for its version
 
@@ -251,7 +249,8 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
             "input": {"name": input_name, "layout": "NHWC", "onnx_layout": "NCHW", "shape": [chw[1], chw[2], chw[0]]},
             "output": output,
             "gradcam": {"tensor": feature, "layout": "NHWC", "shape": list(feature_nhwc.shape[1:])},
-            "guided_relus": relus,
+            "relus": sum(node.op in ("Relu", "Relu6") for node in frozen["graph_def"].node),
+            "frozen": {"file": FROZEN, "input": frozen["input"], "output": frozen["output"]},
             "check_vs_onnxruntime": errors,
             "versions": {
                 "tensorflow": tf.__version__,
@@ -266,13 +265,13 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
 
 
 class Imported(tf.Module):
-    """The converted network as four NHWC functions (see the module docstring).
+    """The converted network as three NHWC functions (see the module docstring).
 
     The tf_keras models are only closed over, not tracked: the SavedModel then
     holds plain functions and loads without tf_keras.
     """
 
-    def __init__(self, backbone, head, guided_backbone, guided_head, chw, feature_shape, channels_first):
+    def __init__(self, backbone, head, chw, feature_shape, channels_first):
         super().__init__()
 
         def nhwc(f):
@@ -283,7 +282,6 @@ class Imported(tf.Module):
         self.features = tf.function(lambda x: nhwc(backbone(x)), input_signature=[image])
         self.head = tf.function(lambda f: head(f), input_signature=[features])
         self.logits = tf.function(lambda x: self.head(self.features(x)), input_signature=[image])
-        self.guided_logits = tf.function(lambda x: guided_head(nhwc(guided_backbone(x))), input_signature=[image])
 
 
 def main(argv=None):

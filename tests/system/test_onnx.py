@@ -116,6 +116,37 @@ def torch_gradients(net, x, target, guided=False):
     return x.grad.numpy().transpose(0, 2, 3, 1)
 
 
+def torch_rectified_gradients(net, x, target, percentile):
+    """d logit / d x through Rectified Gradients' rule at every ReLU/ReLU6, with torch hooks (REFERENCE.md §8).
+
+    At each ReLU(6) the incoming gradient g (times ReLU6's zero derivative above 6) passes where a * g exceeds the
+    per-example nearest-rank percentile of a * g over the layer; no padding trick. A module called several times in
+    the forward pass (a shared activation) is met in reverse order by the backward pass: a stack per module.
+    """
+    x = torch.tensor(x, requires_grad=True)
+    hooks, seen = [], {}
+
+    def remember(module, inputs, output):
+        seen.setdefault(module, []).append((inputs[0].detach(), output.detach()))
+
+    def rectify(module, grad_input, grad_output):
+        inputs, a = seen[module].pop()
+        g = grad_output[0] * (inputs < 6).to(grad_output[0].dtype) if isinstance(module, nn.ReLU6) else grad_output[0]
+        importance = (a * g).reshape(len(a), -1)
+        k = min(max(round((importance.shape[1] - 1) * (1 - percentile / 100)), 0), importance.shape[1] - 1)
+        tau = torch.sort(importance, dim=1, descending=True).values[:, k].reshape((-1,) + (1,) * (a.dim() - 1))
+        return (g * (a * g > tau).to(g.dtype),)
+
+    for module in net.modules():
+        if isinstance(module, (nn.ReLU, nn.ReLU6)):
+            hooks.append(module.register_forward_hook(remember))
+            hooks.append(module.register_full_backward_hook(rectify))
+    net(x)[np.arange(len(x)), target].sum().backward()
+    for hook in hooks:
+        hook.remove()
+    return x.grad.numpy().transpose(0, 2, 3, 1)
+
+
 def torch_gradcam(net, layer, x, target):
     store = {}
     hook = layer.register_forward_hook(lambda m, i, o: store.setdefault("a", o))
@@ -186,6 +217,29 @@ def test_efficientnet_lite0_real_weights(lite0, cache):
         errors = [rel_l2(ours[i], exact[i]) for i in range(len(names))]
         assert max(errors) < 1e-2, (method, errors)
         assert sum(e < 1e-5 for e in errors) >= len(names) // 2, (method, errors)
+
+
+def test_lite0_rectified_gradients_match_the_rule_on_the_torch_module(lite0):
+    """RectGrad on the imported Lite0 (the flat graph under a call-time percentile) against torch backward hooks."""
+    from converters.zoo import _lite0_module
+
+    pixels = assets.photos(("chelsea", "coffee"), size=224)
+    images = lite0.preprocessing.to_model(pixels).numpy()
+    nchw = images.transpose(0, 3, 1, 2)
+    net64 = _lite0_module().double()
+    target = lite0.predict_logits(images, 2).argmax(axis=1)
+    for percentile in (90.0, 98.0):
+        exact = torch_rectified_gradients(net64, nchw.astype(np.float64), target, percentile)
+        nobias = tf_gag.attributions(lite0, images, "rectgrad_nobias", target, percentile=percentile,
+                                     padding_trick=False)
+        rectgrad = tf_gag.attributions(lite0, images, "rectgrad", target, percentile=percentile, padding_trick=False)
+        for i in range(len(images)):
+            assert np.abs(exact[i]).max() > 0
+            assert rel_l2(nobias[i], exact[i]) < 1e-2, (percentile, i, rel_l2(nobias[i], exact[i]))
+            assert rel_l2(rectgrad[i], images[i] * exact[i]) < 1e-2
+    # The padding trick is a call-time option too: it changes the map without converting again.
+    trick = tf_gag.attributions(lite0, images[:1], "rectgrad_nobias", target[:1])
+    assert rel_l2(trick[0], nobias[0]) > 1e-3
 
 
 def test_runtime_never_imports_onnx2tf_or_tf_keras(lite0, cache):

@@ -8,6 +8,7 @@ attribution:
 modification       input of job k                         contribution
 =================  =====================================  ==========================
 Identity           x                                      G
+TimesInput         x                                      x * G
 GaussianNoise      x + sigma * eps_k                      G
 StraightPath (IG)  b + alpha_k (x - b)                    G * (x - b)
 BlurPath (BlurIG)  blur(x, s_k)                           -S * G * d blur / d s
@@ -112,6 +113,21 @@ class Identity(Modification):
 
     def inputs(self, images, params, image_index, sample_index, seed):
         return tf.gather(images, image_index)
+
+
+class TimesInput(Modification):
+    """One job, the image itself; its contribution is input x gradient (Gradient x Input, RectGrad's last step).
+
+    An attribution near 0 wherever the model-space input is near 0, whatever
+    the gradient: black for [0, 1] inputs, mid-grey for ``x / 127.5 - 1``
+    (the input bias Brocki & Chung point out).
+    """
+
+    def inputs(self, images, params, image_index, sample_index, seed):
+        return tf.gather(images, image_index)
+
+    def contributions(self, grads, images, params, image_index, sample_index, inputs, seed):
+        return grads * inputs
 
 
 class GaussianNoise(Modification):
@@ -456,6 +472,7 @@ class Noised(Modification):
 
 MODIFICATIONS = {
     "identity": Identity,
+    "times_input": TimesInput,
     "noise": GaussianNoise,
     "straight": StraightPath,
     "blur": BlurPath,

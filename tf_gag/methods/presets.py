@@ -87,6 +87,11 @@ PRESETS = {
                "signed", "mean", ("gb",), variants=True),
         Preset("grad_cam", "Grad-CAM on a feature layer (Selvaraju et al.)", "layer", "plain", "identity", "signed",
                "mean", ("gradcam", "cam")),
+        Preset("rectified_gradients", "Rectified Gradients: input x gradient through importance-thresholded ReLUs "
+               "(Kim et al.)", "input", "rectified", "times_input", "signed", "mean", ("rectgrad",), variants=True),
+        Preset("rectified_gradients_nobias", "Rectified Gradients without the input multiplication (Brocki & Chung's "
+               "input-bias fix)", "input", "rectified", "identity", "signed", "mean", ("rectgrad_nobias",),
+               variants=True),
     )
 }
 
@@ -157,6 +162,7 @@ def build_parts(preset, variant, options, black=None):
         modification = Noised(modification, **{key: options[key] for key in Noised.options})
     fold = built("fold")
     if modification.n_jobs < fold.min_samples:
-        name = "n_samples" if mod_class is GaussianNoise else "steps"
+        name = "n_samples" if mod_class is GaussianNoise else "steps" if "steps" in mod_class.options else None
+        name = name or "noise_samples"  # a single-job method samples only under noise
         raise ValueError(f"{name}: a variance needs at least {fold.min_samples} samples, got {modification.n_jobs}")
     return Parts(built("source"), built("rule"), modification, built("interpretation"), fold, options["objective"])

@@ -3,7 +3,9 @@
 ``Plain`` is the ordinary gradient. ``Guided`` is Guided Backprop's rule
 (Springenberg et al.): the gradient passes a ReLU/ReLU6 only where the forward
 input was positive *and* the incoming gradient is positive (ReLU6 keeps its zero
-derivative above 6).
+derivative above 6). ``Rectified`` is Rectified Gradients' rule (Kim et al. 2019):
+the gradient passes a ReLU only where its importance ``a * g`` exceeds a
+threshold, by default the 98th percentile of the layer's importances per example.
 
 A rule changes the gradients of the graph being traced and nobody else's. It
 never touches ``tf.nn`` or the user's layers: while the model's forward pass is
@@ -15,10 +17,16 @@ plain gradient. The gradient functions are registered under names of their own
 (``TfGag*``), which adds to TensorFlow's registry without changing any entry.
 
 A model imported through ONNX runs restored functions whose ops cannot be
-overridden from outside; for those, a rule names the twin function the converter
-baked (``imported_function``), or refuses.
+overridden from outside; a rule therefore runs on the flat copy of its logits
+graph the converter writes (``logits.pb``), imported into tf_gag's graph under
+the same override. Entries converted before that copy existed offer Guided
+Backprop's baked twin (``imported_function``) and refuse the other rules.
 """
 import contextlib
+import math
+import numbers
+import threading
+import warnings
 
 import tensorflow as tf
 
@@ -47,7 +55,8 @@ class BackwardRule(Part):
     name = "plain"
     overrides = {}
     imported_function = "logits"
-
+    #: The nonlinearities the rule acts at; a forward pass with none of them gets the plain gradient.
+    nonlinearities = ("Relu", "Relu6")
 
     @contextlib.contextmanager
     def traced(self):
@@ -67,16 +76,18 @@ class BackwardRule(Part):
         before = len(graph.get_operations())
         with graph.gradient_override_map(self.overrides):
             yield reached
-        reached.append(sum(op.type in self.overrides for op in graph.get_operations()[before:]))
+        reached.append(sum(op.type in self.nonlinearities for op in graph.get_operations()[before:]))
 
     def check_reached(self, reached, kind):
-        """Raise if the rule found no op to apply to in a model of this ``kind``."""
+        """Warn if the rule found no ReLU to act at in a model of this ``kind``: its gradient is then the plain one."""
         if self.overrides and reached and reached[0] == 0:
-            types = "/".join(sorted(self.overrides))
-            raise ValueError(
-                f"method: the {self.name} backward rule found no {types} op in the traced forward pass of this "
-                f"{kind} model, so its gradient would be the plain one. The rule needs the model's ReLUs in the "
-                "traced graph: a Keras model, a TF callable, or a model imported with tf_gag.load_model."
+            warnings.warn(
+                f"method: the {self.name} backward rule found no ReLU/ReLU6 op in the traced forward pass of this "
+                f"{kind} model, so its gradient is the plain one. The rule acts at ReLUs traced into tf_gag's graph: "
+                "a Keras model, a TF callable, or a model imported with tf_gag.load_model (a tf.saved_model.load "
+                "object's functions are opaque).",
+                UserWarning,
+                stacklevel=6,
             )
 
 
@@ -92,4 +103,128 @@ class Guided(BackwardRule):
     imported_function = "guided_logits"
 
 
-RULES = {"plain": Plain, "guided": Guided}
+def _nearest_rank_threshold(importance, percentile):
+    """Per example, the ``percentile``-th percentile of the importances with 'nearest' interpolation.
+
+    The reference's rule: sort each example's d importances descending and
+    take ``s[k]`` with ``k = round_half_even((d - 1) * (1 - percentile / 100))``.
+    """
+    flat = tf.reshape(importance, [tf.shape(importance)[0], -1])
+    d = tf.shape(flat)[1]
+    position = tf.cast(d - 1, tf.float64) * (1.0 - percentile / 100.0)
+    k = tf.clip_by_value(tf.cast(tf.round(position), tf.int32), 0, d - 1)  # tf.round rounds half to even
+    tau = tf.math.top_k(flat, k=k + 1, sorted=True).values[:, -1]
+    return tf.reshape(tau, tf.concat([tf.shape(importance)[:1], tf.ones([tf.rank(importance) - 1], tf.int32)], 0))
+
+
+def _rectify(activations, grad, percentile, threshold):
+    """The incoming gradient where the importance ``a * g`` exceeds the threshold, 0 elsewhere."""
+    importance = activations * grad
+    tau = threshold if threshold is not None else _nearest_rank_threshold(importance, percentile)
+    return grad * tf.cast(importance > tau, grad.dtype)
+
+
+def _ring_zeroed(grad, data_format):
+    """``grad`` of a 4-D conv output with its outer 1-pixel spatial ring set to 0."""
+    spatial = [1, 2] if data_format.startswith("NH") else [2, 3]
+    paddings = [[1, 1] if axis in spatial else [0, 0] for axis in range(4)]
+    begin = [1 if axis in spatial else 0 for axis in range(4)]
+    size = [-1] * 4
+    inner = tf.ones_like(grad)
+    for axis in spatial:  # interior ones of the spatial size minus 2 (empty for maps under 3 pixels)
+        size[axis] = tf.maximum(tf.shape(grad)[axis] - 2, 0)
+    inner = tf.slice(inner, begin, size)
+    return grad * tf.pad(inner, paddings)
+
+
+def _conv_input_gradient(op, grad, padding_trick):
+    """Conv2D's gradient with respect to its input, the output gradient's ring zeroed first for SAME padding."""
+    padding = op.get_attr("padding").decode()
+    data_format = op.get_attr("data_format").decode()
+    if padding_trick and padding == "SAME":
+        grad = _ring_zeroed(grad, data_format)
+    dx = tf.raw_ops.Conv2DBackpropInput(
+        input_sizes=tf.shape(op.inputs[0]), filter=op.inputs[1], out_backprop=grad, strides=op.get_attr("strides"),
+        padding=padding, explicit_paddings=op.get_attr("explicit_paddings"), data_format=data_format,
+        dilations=op.get_attr("dilations"),
+    )
+    return dx, None  # the kernels' gradient is never asked for
+
+
+_REGISTERED = set()
+_REGISTER_LOCK = threading.Lock()
+
+
+def _registered(name, gradient):
+    """Register ``gradient`` under ``name`` once (TensorFlow's registry only adds: nothing else changes)."""
+    with _REGISTER_LOCK:
+        if name not in _REGISTERED:
+            tf.RegisterGradient(name)(gradient)
+            _REGISTERED.add(name)
+    return name
+
+
+class Rectified(BackwardRule):
+    """Rectified Gradients' rule (Kim et al. 2019) at every ReLU and ReLU6.
+
+    With ``a`` a ReLU's forward output and ``g`` the incoming (already
+    rectified) gradient, the gradient passes where the importance ``a * g``
+    exceeds ``threshold`` (strictly) and is 0 elsewhere, as in the reference
+    code: no separate local derivative, since ``a = 0`` blocks dead units
+    whenever the threshold is >= 0.
+
+    Args:
+      percentile: q in [0, 100]; the threshold is the q-th percentile of each
+        example's importances over all the layer's units ('nearest' rank, as
+        the reference). 98 by default. A small layer at a high q passes
+        nothing: an all-zero map, never NaN.
+      threshold: a constant threshold instead of the percentile (finite);
+        ``threshold=0`` is exactly Guided Backprop's rule.
+      padding_trick: zero the gradient of every SAME-padded Conv2D output on its
+        outer 1-pixel ring before the convolution's own backward (the
+        reference's default); VALID and explicitly padded convolutions and
+        depthwise convolutions are untouched.
+
+    ReLU6 keeps its zero derivative above 6: saturated units pass nothing and
+    their importance is taken as 0 (the incoming gradient is multiplied by the
+    derivative before the importance is formed). Thresholds are computed per
+    example inside the compiled graph, with no extra forward pass.
+    """
+
+    name = "rectified"
+    options = {"percentile": 98.0, "threshold": None, "padding_trick": True}
+
+    def __init__(self, percentile=98.0, threshold=None, padding_trick=True):
+        if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 <= percentile <= 100:
+            raise ValueError(f"percentile: expected a number in [0, 100] (98 is the reference's), got {percentile!r}")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold)
+        ):
+            raise ValueError(f"threshold: expected a finite number or None (use the percentile), got {threshold!r}")
+        if not isinstance(padding_trick, bool):
+            raise ValueError(f"padding_trick: expected True or False, got {padding_trick!r}")
+        self.percentile = float(percentile)
+        self.threshold = None if threshold is None else float(threshold)
+        self.padding_trick = padding_trick
+        key = f"q{self.percentile!r}" if self.threshold is None else f"t{self.threshold!r}"
+        q, t = self.percentile, self.threshold
+        self._overrides = {
+            "Relu": _registered(f"TfGagRectifiedRelu_{key}", lambda op, g: _rectify(op.outputs[0], g, q, t)),
+            "Relu6": _registered(
+                f"TfGagRectifiedRelu6_{key}",
+                lambda op, g: _rectify(op.outputs[0], g * tf.cast(op.inputs[0] < 6, g.dtype), q, t),
+            ),
+        }
+        if padding_trick:
+            self._overrides["Conv2D"] = _registered(
+                "TfGagRingZeroedConv2D", lambda op, g: _conv_input_gradient(op, g, True)
+            )
+
+    imported_function = None
+
+    @property
+    def overrides(self):
+        return self._overrides
+
+
+RULES = {"plain": Plain, "guided": Guided, "rectified": Rectified}

@@ -89,6 +89,14 @@ def _recording(layers, record):
                     del layer.call
 
 
+def _read_graph_def(path):
+    """The GraphDef stored at ``path`` (an imported model's flat logits graph)."""
+    graph_def = tf.compat.v1.GraphDef()
+    with open(path, "rb") as f:
+        graph_def.ParseFromString(f.read())
+    return graph_def
+
+
 def _logits_before_softmax(outputs):
     """The input of a final softmax op of a traced forward pass, or None if it does not end in one."""
     op = getattr(outputs, "op", None)
@@ -138,9 +146,10 @@ class ModelAdapter:
         fills it from the converter's ``metadata.json``).
 
     A SavedModel written by tf_gag's ONNX converter (``features``, ``head``
-    and ``guided_logits`` functions) is an "imported" model: a backward rule
-    runs the twin the converter baked for it and Grad-CAM captures its feature
-    tensor.
+    and ``logits`` functions, and the flat ``logits.pb`` beside it) is an
+    "imported" model: a backward rule runs on the flat graph, imported into
+    tf_gag's own graph so its ReLU gradients can be overridden there, and
+    Grad-CAM captures its feature tensor.
 
     Thread-safe: forward passes traced at the same time in several threads
     each get their own graph; caches are locked.
@@ -164,6 +173,7 @@ class ModelAdapter:
         self.metadata = dict(metadata or {})
         self._checked_outputs = output != "auto"
         self._predict = PerKey(self._compile_predict)
+        self._frozen = PerKey(_read_graph_def)
         if isinstance(model, keras.Model):
             self.kind = "keras"
             inputs = getattr(model, "inputs", None)
@@ -174,7 +184,7 @@ class ModelAdapter:
                     "`lambda x: model([x, fixed_other_inputs])`."
                 )
             self._call = lambda x: model(x, training=False)
-        elif all(callable(getattr(model, name, None)) for name in ("features", "head", "guided_logits")):
+        elif all(callable(getattr(model, name, None)) for name in ("features", "head", "logits")):
             self.kind = "imported"
             self._call = model.logits
         elif callable(getattr(model, "logits", None)):
@@ -249,13 +259,25 @@ class ModelAdapter:
                 raise ValueError(f"method: Grad-CAM on an imported model takes the plain rule, not {rule.name}")
             features = self.model.features(x)
             return self.model.head(features), features
-        function = getattr(self.model, rule.imported_function or "", None)
-        if function is None:
-            raise ValueError(
-                f"method: the {rule.name} backward rule has no twin in this imported model (it has features, head, "
-                "logits and guided_logits)"
+        if not rule.overrides:
+            return self.model.logits(x)
+        frozen = self.metadata.get("frozen")
+        if frozen is None:  # converted before the flat graph existed: only its baked twin, if the rule has one
+            twin = getattr(self.model, rule.imported_function or "", None)
+            if twin is None:
+                raise ValueError(
+                    f"method: the {rule.name} backward rule needs the flat logits graph (logits.pb) that tf_gag's "
+                    "converter writes since format 2; convert the ONNX file again (tf_gag.load_model does so for "
+                    "its cache)"
+                )
+            return twin(x)
+        graph_def = self._frozen.get(frozen["path"])
+        with rule.traced() as reached:
+            (logits,) = tf.graph_util.import_graph_def(
+                graph_def, input_map={frozen["input"]: x}, return_elements=[frozen["output"]], name="imported"
             )
-        return function(x)
+        rule.check_reached(reached, self.kind)
+        return logits
 
     def check_outputs(self, logits):
         """Warn once if outputs of an 'auto' model look like probabilities, not logits."""

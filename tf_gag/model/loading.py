@@ -19,6 +19,8 @@ import warnings
 
 import tensorflow as tf
 
+from converters import FORMAT
+
 from ..reuse import PerKey
 from .adapter import ModelAdapter, Preprocessing
 
@@ -92,7 +94,8 @@ def _check_onnx_file(path):
 def _convert(onnx_path, root, options, metadata=None):
     """The cached SavedModel folder for ``onnx_path`` with ``options``, converting when needed."""
     _check_onnx_file(onnx_path)
-    key = hashlib.sha256((_sha256(onnx_path) + json.dumps(options, sort_keys=True)).encode()).hexdigest()[:32]
+    keyed = json.dumps({**options, "format": FORMAT}, sort_keys=True)
+    key = hashlib.sha256((_sha256(onnx_path) + keyed).encode()).hexdigest()[:32]
     final = os.path.join(root, "onnx", key)
     if os.path.isdir(final):
         if _entry_is_valid(final):
@@ -147,6 +150,9 @@ def _from_saved_model(folder, preprocessing, classes, output):
     if os.path.basename(folder.rstrip(os.sep)) == "saved_model" and os.path.exists(meta_path):
         with open(meta_path) as f:
             meta = json.load(f)
+    frozen = meta.get("frozen")
+    if frozen:  # the flat logits graph beside the SavedModel: absolute, for the adapter
+        meta["frozen"] = {**frozen, "path": os.path.join(os.path.dirname(folder.rstrip(os.sep)), frozen["file"])}
     loaded = tf.saved_model.load(folder)
     if preprocessing is None and meta.get("preprocessing"):
         preprocessing = Preprocessing(**meta["preprocessing"])
