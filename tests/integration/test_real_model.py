@@ -19,6 +19,8 @@ LIGHT = {
     "grad_cam": {},
     "smoothgrad_squared": {"n_samples": 3},
     "smooth_ig": {"noise_samples": 2, "steps": 2},
+    "rectified_gradients": {},
+    "rectified_gradients_nobias": {},
 }
 
 

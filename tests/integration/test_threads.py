@@ -10,6 +10,7 @@ import threading
 import keras
 import numpy as np
 import tensorflow as tf
+from reference import user_gradients
 
 import tf_gag
 
@@ -27,19 +28,6 @@ def _nested_softmax_model():
     outer_in = keras.Input((16, 16, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(backbone(outer_in))
     return keras.Model(outer_in, keras.layers.Dense(4, activation="softmax")(pooled))
-
-
-def _traced_plain_gradient(model, x):
-    """A fresh tf.function of the user's own: d (softmax output 1) / d x with a tape."""
-
-    @tf.function
-    def gradient(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            score = model(x, training=False)[:, 1]
-        return tape.gradient(score, x)
-
-    return gradient(x).numpy()
 
 
 def _in_threads(*jobs):
@@ -65,7 +53,7 @@ def _in_threads(*jobs):
 def test_plain_gradients_traced_beside_guided_backprop_and_grad_cam_are_bit_identical():
     model = _nested_softmax_model()
     x = tf.random.stateless_uniform((2, 16, 16, 3), seed=[1, 1])
-    alone = _traced_plain_gradient(model, x)
+    alone = user_gradients(model, x, 1)[1]
     stop, seen = threading.Event(), []
 
     def explaining():
@@ -76,7 +64,7 @@ def test_plain_gradients_traced_beside_guided_backprop_and_grad_cam_are_bit_iden
     def plain():
         try:
             for _ in range(ROUNDS):
-                seen.append(_traced_plain_gradient(model, x))
+                seen.append(user_gradients(model, x, 1)[1])
         finally:
             stop.set()
 

