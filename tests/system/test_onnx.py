@@ -233,10 +233,10 @@ def test_lite0_rectified_gradients_match_the_rule_on_the_torch_module(lite0):
         nobias = tf_gag.attributions(lite0, images, "rectgrad_nobias", target, percentile=percentile,
                                      padding_trick=False)
         rectgrad = tf_gag.attributions(lite0, images, "rectgrad", target, percentile=percentile, padding_trick=False)
-        for i in range(len(images)):
+        for i in range(len(images)):  # measured: relative L2 2.1-2.4e-7 (float32 against torch float64)
             assert np.abs(exact[i]).max() > 0
-            assert rel_l2(nobias[i], exact[i]) < 1e-2, (percentile, i, rel_l2(nobias[i], exact[i]))
-            assert rel_l2(rectgrad[i], images[i] * exact[i]) < 1e-2
+            assert rel_l2(nobias[i], exact[i]) < 1e-4, (percentile, i, rel_l2(nobias[i], exact[i]))
+            assert rel_l2(rectgrad[i], images[i] * exact[i]) < 1e-4
     # The padding trick is a call-time option too: it changes the map without converting again.
     trick = tf_gag.attributions(lite0, images[:1], "rectgrad_nobias", target[:1])
     assert rel_l2(trick[0], nobias[0]) > 1e-3
