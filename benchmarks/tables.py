@@ -13,7 +13,8 @@ with (l, m) = (7 %, 10 %), GB (3 %, 10 %).
 
 * Table 1: GAG with p = 0, 15, 25, ..., 85 (RCAP, DAUC, IAUC).
 * Table 2: GAG, VarGrad, SG, IG, Guided IG, BlurIG, GB, VG, Grad-CAM, Rectified
-  Gradients and its no-bias version, and the reversed SG, IG, Guided IG, BlurIG, GB.
+  Gradients and its no-bias version, Geometrically Guided IG (defaults: 20 points, no
+  ascent), and the reversed SG, IG, Guided IG, BlurIG, GB.
 * Table 3: the +, -, A, G, GA variants of SG, IG, Guided IG, BlurIG and GB, as
   metric(variant) / metric(original) averaged over the five families.
 
@@ -37,7 +38,8 @@ MASKED = {"voc": ("diningtable", 532), "arc2017": ("mouse_traps", 674)}
 FAMILIES = ("smoothgrad", "integrated_gradients", "guided_ig", "blur_ig", "guided_backprop")
 SHORT = {"guided_absolute_grad": "GAG", "vargrad": "VarGrad", "smoothgrad": "SG", "integrated_gradients": "IG",
          "guided_ig": "Guided IG", "blur_ig": "BlurIG", "guided_backprop": "GB", "vanilla_gradient": "VG",
-         "grad_cam": "Grad-CAM", "rectified_gradients": "RectGrad", "rectified_gradients_nobias": "RectGrad no-bias"}
+         "grad_cam": "Grad-CAM", "rectified_gradients": "RectGrad", "rectified_gradients_nobias": "RectGrad no-bias",
+         "geometrically_guided_ig": "GGIG"}
 REVERSE = {"smoothgrad": (0.07, 0.10), "integrated_gradients": (0.07, 0.10), "guided_ig": (0.07, 0.10),
            "blur_ig": (0.07, 0.10), "guided_backprop": (0.03, 0.10)}
 P_SWEEP = (0, 15, 25, 35, 45, 55, 65, 75, 85)  # the paper's Table 1 columns, percent

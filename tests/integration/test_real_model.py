@@ -20,6 +20,7 @@ LIGHT = {
     "smoothgrad_squared": {"n_samples": 3},
     "smooth_ig": {"noise_samples": 2, "steps": 2},
     "rectified_gradients": {},
+    "geometrically_guided_ig": {"points": 3},
     "rectified_gradients_nobias": {},
 }
 

@@ -13,6 +13,8 @@ of a group, whatever n is.
   parallel rule.
 * `VarianceGuided`: the mean interpreted contribution times the variance guide
   (Guided AbsoluteGrad; the paper's "G"/"GA" ablations); both states.
+* `Select`: per feature, the contribution of largest magnitude (or value) across
+  the n (Geometrically Guided IG); state ``count, best``.
 
 ``count`` is a (G,) vector, the other fields (G, H, W, C).
 """
@@ -233,4 +235,51 @@ class VarianceGuided(Fold):
         return mean_of(state.count, state.total) * self.guide_of(variance)
 
 
-FOLDS = {cls.name: cls for cls in (Mean, Variance, VarianceGuided)}
+class SelectState(NamedTuple):
+    count: tf.Tensor
+    best: tf.Tensor  # per feature, the selected contribution so far
+
+
+class Select(Fold):
+    """Per feature, one contribution out of the n: Geometrically Guided IG's selection across points.
+
+    ``selection="magnitude"`` (default) keeps the interpreted contribution of
+    largest magnitude with its sign; ``"max"`` keeps the largest value. Ties
+    keep the earlier contribution of a chunk order; an image with no
+    contribution stays 0.
+    """
+
+    name = "select"
+    options = {"selection": "magnitude"}
+    state = SelectState
+
+    def __init__(self, selection="magnitude"):
+        if selection not in ("magnitude", "max"):
+            raise ValueError(f"selection: expected 'magnitude' or 'max', got {selection!r}")
+        self.selection = selection
+
+    def _better(self, candidate, current):
+        if self.selection == "max":
+            return candidate > current
+        return tf.abs(candidate) > tf.abs(current)
+
+    def update(self, state, contributions, interpretation, image_index):
+        groups = tf.shape(state.count)[0]
+        values = interpretation(contributions)
+        count = _per_image_sum(tf.ones_like(image_index, tf.float32), image_index, groups)
+        high = tf.math.unsorted_segment_max(values, image_index, groups)
+        if self.selection == "max":
+            chunk = high
+        else:
+            low = tf.math.unsorted_segment_min(values, image_index, groups)
+            chunk = tf.where(tf.abs(low) > tf.abs(high), low, high)
+        seen = _column(count) > 0
+        first = _column(state.count) == 0
+        best = tf.where(seen & (first | self._better(chunk, state.best)), chunk, state.best)
+        return SelectState(state.count + count, best)
+
+    def finalize(self, state):
+        return state.best
+
+
+FOLDS = {cls.name: cls for cls in (Mean, Variance, VarianceGuided, Select)}

@@ -87,6 +87,9 @@ PRESETS = {
                "signed", "mean", ("gb",), variants=True),
         Preset("grad_cam", "Grad-CAM on a feature layer (Selvaraju et al.)", "layer", "plain", "identity", "signed",
                "mean", ("gradcam", "cam")),
+        Preset("geometrically_guided_ig", "Geometrically Guided IG: per feature, the largest attribution over scaled "
+               "(optionally ascended) inputs (Rahman et al.)", "input", "plain", "scaled_path", "signed", "select",
+               ("ggig",)),
         Preset("rectified_gradients", "Rectified Gradients: input x gradient through importance-thresholded ReLUs "
                "(Kim et al.)", "input", "rectified", "times_input", "signed", "mean", ("rectgrad",), variants=True),
         Preset("rectified_gradients_nobias", "Rectified Gradients without the input multiplication (Brocki & Chung's "
