@@ -128,7 +128,7 @@ def test_other_methods_export_in_graph(tmp_path):
     for method, options in (("vargrad", {"n_samples": 5}), ("smoothgrad", {"variant": "GA", "n_samples": 4}),
                             ("ig", {"steps": 6}), ("blur_ig", {"steps": 4}), ("grad_cam", {}), ("gb", {}),
                             ("rectgrad", {"percentile": 90.0}), ("rectgrad_nobias", {}),
-                            ("smooth_ig", {"noise_samples": 2, "steps": 3})):
+                            ("smooth_ig", {"noise_samples": 2, "steps": 3}), ("ggig", {"points": 4})):
         path = str(tmp_path / method)
         tf_gag.export_saved_model(model, path, method, **options)
         served = tf.saved_model.load(path).signatures["explain"](images=tf.constant(images))["saliency"].numpy()
