@@ -39,17 +39,18 @@ class Explainer:
         the image, its target, the options and the seed only.
       variant: the paper's gradient-processing ablation, one of ``"+"``,
         ``"-"``, ``"A"``, ``"G"``, ``"GA"`` (SmoothGrad, IG, Guided IG,
-        BlurIG, Guided Backprop).
+        BlurIG, Guided Backprop, Rectified Gradients and its no-bias version).
       reverse: ``(top, swap)`` fractions: return the reversed ("misplaced")
         map of Proposition 1 (see `tf_gag.reverse_maps`).
       strategy: a `tf.distribute.Strategy`: each batch of images is split
         across its replicas (``batch_size`` passes per replica per call) and
         the maps gathered back in order; they equal the single-device maps.
-        Guided IG, whose steps are chosen on the host, cannot be distributed.
+        Methods whose steps are chosen on the host (Guided IG, GGIG with
+        ``ascent_steps`` > 0) cannot be distributed.
       **options: the method's options; `list_methods()` shows each method's
         options and defaults.
 
-    ``images`` may be an array or a `tf.data.Dataset` (see `tf_gag.data`),
+    ``images`` may be an array or a `tf.data.Dataset` (see `tf_gag.io.data`),
     streamed ``batch_size`` images at a time.
     """
 
@@ -92,12 +93,12 @@ class Explainer:
 
     @property
     def passes_per_image(self):
-        """Forward+backward passes one image costs (samples x steps; 1 for Grad-CAM): for progress bars."""
-        return self.parts.modification.n_jobs
+        """Forward+backward passes one image costs (samples x steps x ascent; 1 for Grad-CAM): for progress bars."""
+        return self.parts.modification.n_jobs * self.parts.modification.passes_per_job
 
     @property
     def runs_in_graph(self):
-        """Whether the whole method can run inside one TF graph (all but Guided IG's host-chosen steps)."""
+        """Whether the whole method can run inside one TF graph (not when steps are chosen on the host)."""
         return self._engine.runs_in_graph
 
     def tracing_counts(self):
@@ -200,6 +201,9 @@ GuidedBackprop = _method_class("guided_backprop", "GuidedBackprop")
 GradCAM = _method_class("grad_cam", "GradCAM")
 SmoothGradSquared = _method_class("smoothgrad_squared", "SmoothGradSquared")
 SmoothIG = _method_class("smooth_ig", "SmoothIG")
+GeometricallyGuidedIG = _method_class("geometrically_guided_ig", "GeometricallyGuidedIG")
+RectifiedGradients = _method_class("rectified_gradients", "RectifiedGradients")
+RectifiedGradientsNoBias = _method_class("rectified_gradients_nobias", "RectifiedGradientsNoBias")
 
 
 _EXPLAINERS = RecentCache(8)

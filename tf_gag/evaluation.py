@@ -134,7 +134,7 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
       model: as for `explain` (a Keras model, SavedModel, callable, `ModelAdapter`,
         or a path or zoo name for `load_model`).
       images: (N, H, W, C) in the model's input space, or a `tf.data.Dataset`
-        of images[, labels[, masks]] (see `tf_gag.data`), streamed
+        of images[, labels[, masks]] (see `tf_gag.io.data`), streamed
         ``batch_size`` images at a time: its labels are the targets, its
         masks the ground truth, and only per-image scores are kept.
       maps_or_method: (N, H, W) non-negative maps, a method name (the maps

@@ -4,22 +4,34 @@ import threading
 
 
 class PerKey:
-    """``build(key)``'s result for each key, built once and kept (e.g. one compiled graph per image size).
+    """``build(key)``'s result for each key, built once and kept (a compiled graph per image size, a model per path).
 
     Thread-safe: two threads asking for the same new key get the same
-    object, built once. Keys are few (image sizes), so nothing is evicted.
+    object, built once; a slow build (a conversion) holds only its own key's
+    lock, so other keys are served meanwhile. Keys are few and chosen by the
+    caller (image sizes, paths, strategies), so nothing is evicted.
     """
 
     def __init__(self, build):
         self._build = build
         self._built = {}
+        self._building = {}
         self._lock = threading.Lock()
 
     def get(self, key):
         with self._lock:
-            if key not in self._built:
-                self._built[key] = self._build(key)
-            return self._built[key]
+            if key in self._built:
+                return self._built[key]
+            key_lock = self._building.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._built:
+                    return self._built[key]
+            built = self._build(key)
+            with self._lock:
+                self._built[key] = built
+                self._building.pop(key, None)
+            return built
 
     def items(self):
         """(key, object) pairs built so far."""

@@ -112,3 +112,5 @@ def test_listed_with_its_parts_and_in_graph_only_without_ascent():
     model = lambda x: tf.reshape(x, [tf.shape(x)[0], -1])  # noqa: E731
     assert tf_gag.Explainer(model, "ggig").runs_in_graph
     assert not tf_gag.Explainer(model, "ggig", ascent_steps=2).runs_in_graph
+    # progress counts passes: each of 4 points climbs 2 steps, then takes its gradient
+    assert tf_gag.Explainer(model, "ggig", points=4, ascent_steps=2).passes_per_image == 12

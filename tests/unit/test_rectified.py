@@ -223,3 +223,18 @@ def test_relu6_keeps_its_zero_derivative_above_six(rng):
     expected = (rectify(np.clip(z, 0, 6), g, 70.0) @ kernel.T).reshape(x.shape)
     got = tf_gag.attributions(model, x, "rectgrad_nobias", 1, percentile=70.0)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_padding_trick_on_one_pixel_maps_like_squeeze_excite(rng):
+    """A SAME 1x1 conv on a pooled (N, 1, 1, C) map (squeeze-excite): its whole 1-pixel map is the ring."""
+    inputs = keras.Input((6, 6, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    squeezed = keras.layers.Reshape((1, 1, 4))(keras.layers.GlobalAveragePooling2D()(h))
+    excite = keras.layers.Conv2D(4, 1, padding="same", activation="relu")(squeezed)
+    scaled = keras.layers.Multiply()([h, excite])
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(scaled)))
+    x = rng.normal(size=(2, 6, 6, 3)).astype(np.float32)
+    with_trick = tf_gag.attributions(model, x, "rectgrad_nobias", 0, percentile=50.0)
+    without = tf_gag.attributions(model, x, "rectgrad_nobias", 0, percentile=50.0, padding_trick=False)
+    assert with_trick.shape == x.shape and np.isfinite(with_trick).all()
+    assert not np.allclose(with_trick, without)

@@ -27,8 +27,7 @@ import tensorflow as tf
 from ..distribute import SplitRunner, replicas
 from ..errors import PartialResultError
 from ..reuse import PerKey
-from .kernel import chunk_gradients
-from .sources import BoundInput
+from .kernel import chunk_gradients, compile_gradients
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Parts:
     objective: str = "logit"
 
     def describe(self):
-        """{part: {"name", option: value...}} for reprs and `list_methods`."""
+        """{slot: {"class": the part's class name, option: value...}}, for reprs."""
         parts = ("source", "rule", "modification", "interpretation", "fold")
         return {p: {"class": type(getattr(self, p)).__name__, **getattr(self, p).describe()} for p in parts}
 
@@ -118,15 +117,7 @@ class Engine:
         return step
 
     def _compile_gradients(self, image_shape):
-        p, adapter, source = self.parts, self.adapter, BoundInput(image_shape)
-
-        spec = [tf.TensorSpec((None,) + image_shape, tf.float32), tf.TensorSpec((None,), tf.int32)]
-
-        @tf.function(input_signature=spec)
-        def gradients(inputs, targets):
-            return chunk_gradients(adapter, p.rule, source, inputs, targets, p.objective)[0]
-
-        return gradients
+        return compile_gradients(self.adapter, image_shape, self.parts.rule, self.parts.objective)
 
     # ----- runners ---------------------------------------------------------------
 
@@ -139,7 +130,7 @@ class Engine:
         if strategy is not None:
             run = self._split.get((strategy, shape, seed))
             step = batch_size * replicas(strategy)
-            n = self.parts.modification.n_jobs
+            n = self.parts.modification.n_jobs * self.parts.modification.passes_per_job
             parts = ((rows, (rows.stop - rows.start) * n) for rows in _slices(len(images), step))
             return fill_rows(result, parts, lambda rows: run(images[rows], targets[rows]).numpy(), what, on_progress)
         groups = ((rows, 0) for rows in _slices(len(images), batch_size))
@@ -184,7 +175,7 @@ class Engine:
             for contributions in p.modification.walk(images[rows], lambda x: gradients(x, chunk_targets), seed):
                 state = p.fold.update(state, tf.constant(contributions), p.interpretation, index)
                 if on_progress is not None:
-                    on_progress(size)
+                    on_progress(size * p.modification.passes_per_job)
             return p.fold.finalize(state).numpy()
 
         return group

@@ -244,9 +244,9 @@ class Select(Fold):
     """Per feature, one contribution out of the n: Geometrically Guided IG's selection across points.
 
     ``selection="magnitude"`` (default) keeps the interpreted contribution of
-    largest magnitude with its sign; ``"max"`` keeps the largest value. Ties
-    keep the earlier contribution of a chunk order; an image with no
-    contribution stays 0.
+    largest magnitude with its sign (of two equal magnitudes, the positive
+    one, so the result never depends on how jobs were chunked); ``"max"``
+    keeps the largest value. An image with no contribution stays 0.
     """
 
     name = "select"
@@ -261,7 +261,7 @@ class Select(Fold):
     def _better(self, candidate, current):
         if self.selection == "max":
             return candidate > current
-        return tf.abs(candidate) > tf.abs(current)
+        return (tf.abs(candidate) > tf.abs(current)) | ((tf.abs(candidate) == tf.abs(current)) & (candidate > current))
 
     def update(self, state, contributions, interpretation, image_index):
         groups = tf.shape(state.count)[0]

@@ -80,6 +80,8 @@ class Modification(Part):
     """
 
     sequential = False
+    #: Forward+backward passes one job costs (more than 1 when a job climbs before its gradient).
+    passes_per_job = 1
     gradient_contributions = False
     needs_black = False
     n_jobs = 1
@@ -443,6 +445,7 @@ class ScaledPath(Modification):
             raise ValueError("baseline: Geometrically Guided IG takes 'black', 'zeros' or an array, not 'uniform'")
         self.baseline = baseline
         self.sequential = self.ascent_steps > 0
+        self.passes_per_job = self.ascent_steps + 1
 
     def validate_image_shape(self, image_shape):
         self._line.validate_image_shape(image_shape)
@@ -485,13 +488,15 @@ class Noised(Modification):
     (``noise_level`` times the image's value range) and eps_k drawn from its
     own stateless stream, so copy k is the same for every image and batch. The
     fold's mean is then the mean over copies of the inner method's map
-    (SmoothGrad of that method). The inner method's per-image parameters (a
-    baseline, a value range) are those of the clean image.
+    (SmoothGrad of that method); another fold runs over all copies' jobs
+    together (a variance over copies and steps, a selection across both). The
+    inner method's per-image parameters (a baseline, a value range) are those
+    of the clean image.
     """
 
     options = {"noise_samples": 0, "noise_level": 0.15, "noise_range": "image"}
 
-    def __init__(self, inner, noise_samples=10, noise_level=0.15, noise_range="image"):
+    def __init__(self, inner, noise_samples, noise_level=0.15, noise_range="image"):
         if isinstance(inner, (GaussianNoise, Noised)):
             raise ValueError("noise_samples: the method already samples Gaussian noise; use its n_samples")
         self.inner = inner
@@ -500,6 +505,7 @@ class Noised(Modification):
         self.noise_level, self.noise_range = self.noise.noise_level, self.noise.noise_range
         self.n_jobs = self.noise_samples * inner.n_jobs
         self.sequential = inner.sequential
+        self.passes_per_job = inner.passes_per_job
         self.gradient_contributions = inner.gradient_contributions
 
     def describe(self):

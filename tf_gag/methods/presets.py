@@ -63,7 +63,7 @@ class Preset:
 PRESETS = {
     p.name: p
     for p in (
-        Preset("vanilla_gradient", "|d logit / d x| (Simonyan et al.)", "input", "plain", "identity", "signed", "mean",
+        Preset("vanilla_gradient", "d logit / d x (Simonyan et al.)", "input", "plain", "identity", "signed", "mean",
                ("vg", "gradient")),
         Preset("smoothgrad", "mean gradient over noisy copies", "input", "plain", "noise", "signed", "mean", ("sg",),
                variants=True),

@@ -54,7 +54,8 @@ class BackwardRule(Part):
 
     name = "plain"
     overrides = {}
-    imported_function = "logits"
+    #: A twin function of models imported before the flat logits graph existed (format 1), or None.
+    imported_function = None
     #: The nonlinearities the rule acts at; a forward pass with none of them gets the plain gradient.
     nonlinearities = ("Relu", "Relu6")
 
@@ -125,16 +126,15 @@ def _rectify(activations, grad, percentile, threshold):
 
 
 def _ring_zeroed(grad, data_format):
-    """``grad`` of a 4-D conv output with its outer 1-pixel spatial ring set to 0."""
-    spatial = [1, 2] if data_format.startswith("NH") else [2, 3]
-    paddings = [[1, 1] if axis in spatial else [0, 0] for axis in range(4)]
-    begin = [1 if axis in spatial else 0 for axis in range(4)]
-    size = [-1] * 4
-    inner = tf.ones_like(grad)
-    for axis in spatial:  # interior ones of the spatial size minus 2 (empty for maps under 3 pixels)
-        size[axis] = tf.maximum(tf.shape(grad)[axis] - 2, 0)
-    inner = tf.slice(inner, begin, size)
-    return grad * tf.pad(inner, paddings)
+    """``grad`` of a 4-D conv output with its outer 1-pixel spatial ring set to 0 (all of a map under 3 pixels)."""
+    spatial = (1, 2) if data_format.startswith("NH") else (2, 3)
+    mask = tf.ones_like(grad)
+    for axis in spatial:
+        size = tf.shape(grad)[axis]
+        index = tf.range(size)
+        inside = tf.cast((index > 0) & (index < size - 1), grad.dtype)
+        mask = mask * tf.reshape(inside, [-1 if a == axis else 1 for a in range(4)])
+    return grad * mask
 
 
 def _conv_input_gradient(op, grad, padding_trick):
@@ -179,7 +179,7 @@ class Rectified(BackwardRule):
         the reference). 98 by default. A small layer at a high q passes
         nothing: an all-zero map, never NaN.
       threshold: a constant threshold instead of the percentile (finite);
-        ``threshold=0`` is exactly Guided Backprop's rule.
+        ``threshold=0`` with ``padding_trick=False`` is exactly Guided Backprop.
       padding_trick: zero the gradient of every SAME-padded Conv2D output on its
         outer 1-pixel ring before the convolution's own backward (the
         reference's default); VALID and explicitly padded convolutions and
@@ -219,8 +219,6 @@ class Rectified(BackwardRule):
             self._overrides["Conv2D"] = _registered(
                 "TfGagRingZeroedConv2D", lambda op, g: _conv_input_gradient(op, g, True)
             )
-
-    imported_function = None
 
     @property
     def overrides(self):

@@ -12,10 +12,10 @@ logits`` for NHWC float input, traced inside a ``tf.function``. What changes
 * ``capture=layer`` records a layer's output during the same forward pass
   (Grad-CAM), so no sub-model is built and nested backbones just work.
 
-Nothing process-global changes and the user's model is never modified: the
-capture hook is an instance attribute that exists only while tf_gag traces,
-under a lock, and delegates unchanged to the layer's own ``call`` for every
-other thread and graph.
+Nothing process-global changes and the user's weights and layer settings are
+never touched: the capture hook is the one instance attribute tf_gag sets on a
+layer; it exists only while tf_gag traces, under a lock, and delegates unchanged
+to the layer's own ``call`` for every other thread.
 """
 import contextlib
 import threading
@@ -271,6 +271,11 @@ class ModelAdapter:
                     "its cache)"
                 )
             return twin(x)
+        if "path" not in frozen:
+            raise ValueError(
+                "metadata: 'frozen' names the flat logits graph but not its path; load the model with "
+                "tf_gag.load_model(folder), which reads metadata.json beside the SavedModel"
+            )
         graph_def = self._frozen.get(frozen["path"])
         with rule.traced() as reached:
             (logits,) = tf.graph_util.import_graph_def(
