@@ -47,6 +47,11 @@ class BoundInput:
         return modification.contributions(grads, images, params, image_index, sample_index, inputs, seed)
 
 
+def _imported_feature(adapter):
+    """The feature tensor an imported model's graph was split at for Grad-CAM (its converter's metadata)."""
+    return adapter.metadata.get("gradcam", {}).get("tensor", "features")
+
+
 class Layer(Part):
     """The gradient with respect to a layer's activations, as Grad-CAM.
 
@@ -73,7 +78,7 @@ class Layer(Part):
                 f"tf_gag.load_model; got a {adapter.kind} model"
             )
         if adapter.kind == "imported":
-            name = adapter.metadata.get("gradcam", {}).get("tensor", "features")
+            name = _imported_feature(adapter)
             if self.layer not in (None, name):
                 raise ValueError(f"layer: this imported model was split at {name!r} for Grad-CAM; got {self.layer!r}")
         elif self.layer is not None:
@@ -87,7 +92,7 @@ class Layer(Part):
     def bind(self, adapter, image_shape):
         image_shape = tuple(image_shape)
         if adapter.kind == "imported":
-            return BoundLayer(image_shape, capture=adapter.metadata.get("gradcam", {}).get("tensor", "features"))
+            return BoundLayer(image_shape, capture=_imported_feature(adapter))
         if self.layer is not None:
             return BoundLayer(image_shape, capture=adapter.find_layer(self.layer))
         spatial = adapter.spatial_layers(tf.zeros((1,) + image_shape))
