@@ -11,4 +11,5 @@
 #: What a converted entry holds; part of the conversion cache key, so entries of an older format are rebuilt.
 #: 2: ``logits.pb``, the logits function frozen flat (variables as constants, calls inlined), so backward rules
 #: can override its ReLU gradients at call time.
-FORMAT = 2
+#: 3: the flat graph also names its Grad-CAM feature tensor, so every imported forward pass runs on the one graph.
+FORMAT = 3

@@ -16,8 +16,10 @@ What is saved (all NHWC float32, free batch):
   ``head(f)``           that feature tensor -> logits;
   ``logits(x)``         ``head(features(x))``, also the ``serving_default`` signature;
 and beside it ``logits.pb``: ``logits`` frozen into one flat GraphDef (variables
-as constants, nested calls inlined), whose ReLU ops a backward rule overrides
-when tf_gag imports it into its own graph (`tf_gag.methods.rules`).
+as constants, nested calls inlined), with the feature map's tensor named in
+``metadata.json``: tf_gag imports it into its own graph for every forward pass
+(`tf_gag.model.flat`), so a backward rule overrides its ReLU gradients
+(`tf_gag.methods.rules`) and Grad-CAM reads the feature map in the same pass.
 The graph is split at the feature tensor (one function returning both would
 give no gradient of logits with respect to the features). Every part is
 checked against onnxruntime on a batch of two before anything is written.
@@ -164,8 +166,12 @@ def _onnx2tf(path, name, shape, folder):
 FROZEN = "logits.pb"
 
 
+#: Where TF's inliner leaves the output of the first call in ``head(features(x))``: the feature map.
+_FEATURE_OUTPUT = "Func/PartitionedCall/output/"
+
+
 def _freeze(function, path):
-    """Write ``function`` frozen flat to ``path``; {"input", "output"}: its tensor names."""
+    """Write ``function`` frozen flat to ``path``; its GraphDef and the input, output and feature tensor names."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
@@ -173,19 +179,24 @@ def _freeze(function, path):
     calls = [node.name for node in graph_def.node if node.op in ("PartitionedCall", "StatefulPartitionedCall")]
     if calls:
         raise ConversionError(f"freezing left function calls in the logits graph: {calls[:3]}")
+    features = [node.name for node in graph_def.node if node.name.startswith(_FEATURE_OUTPUT)]
+    if len(features) != 1:
+        raise ConversionError(f"the frozen logits graph has {len(features)} feature outputs, expected one")
     with open(path, "wb") as f:
         f.write(graph_def.SerializeToString())
-    return {"graph_def": graph_def, "input": frozen.inputs[0].name, "output": frozen.outputs[0].name}
+    return {"graph_def": graph_def, "input": frozen.inputs[0].name, "output": frozen.outputs[0].name,
+            "feature": features[0] + ":0"}
 
 
 def _run_frozen(frozen, image):
-    """The frozen graph's logits for ``image``, imported the way tf_gag imports it."""
+    """The frozen graph's logits and feature map for ``image``, imported the way tf_gag imports it."""
     run = tf.function(
         lambda x: tf.graph_util.import_graph_def(
-            frozen["graph_def"], input_map={frozen["input"]: x}, return_elements=[frozen["output"]], name="frozen"
-        )[0]
+            frozen["graph_def"], input_map={frozen["input"]: x}, return_elements=[frozen["output"], frozen["feature"]],
+            name="frozen",
+        )
     )
-    return run(tf.constant(image)).numpy()
+    return [t.numpy() for t in run(tf.constant(image))]
 
 
 def _reference(path, output, input_name, batch):
@@ -233,7 +244,9 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
             "logits": _check("logits", module.logits(image).numpy(), logits_ref),
         }
         frozen = _freeze(module.logits, os.path.join(out_dir, FROZEN))
-        errors["frozen_logits"] = _check("frozen logits", _run_frozen(frozen, image), logits_ref)
+        frozen_logits, frozen_features = _run_frozen(frozen, image)
+        errors["frozen_logits"] = _check("frozen logits", frozen_logits, logits_ref)
+        errors["frozen_features"] = _check("frozen features", frozen_features, feature_nhwc)
         staging = os.path.join(out_dir, "saved_model")
         tf.saved_model.save(
             module,
@@ -250,7 +263,7 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
             "output": output,
             "gradcam": {"tensor": feature, "layout": "NHWC", "shape": list(feature_nhwc.shape[1:])},
             "relus": sum(node.op in ("Relu", "Relu6") for node in frozen["graph_def"].node),
-            "frozen": {"file": FROZEN, "input": frozen["input"], "output": frozen["output"]},
+            "frozen": {"file": FROZEN, **{k: frozen[k] for k in ("input", "output", "feature")}},
             "check_vs_onnxruntime": errors,
             "versions": {
                 "tensorflow": tf.__version__,

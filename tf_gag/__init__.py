@@ -11,8 +11,9 @@ backward rule x modification x interpretation x fold) run by one engine.
     >>> result = tf_gag.evaluate(model, images, "gag")        # RCAP, DAUC, IAUC per image
     >>> result = tf_gag.evaluate(model, dataset, "gag")       # a tf.data.Dataset, streamed
     >>> result = tf_gag.evaluate(model, images, maps, metrics=[tf_gag.RCAP(lower_bound=40), "dauc"])
+    >>> tf_gag.sanity.randomization(model, images, ["vg", "gb"], layers=8)  # sanity checks
 """
-from . import metrics
+from . import metrics, sanity
 from .api import (
     AbsoluteGrad,
     BlurIG,
@@ -84,5 +85,6 @@ __all__ = [
     "load_model",
     "metrics",
     "reverse_maps",
+    "sanity",
     "viz",
 ]

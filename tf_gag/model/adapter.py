@@ -10,7 +10,8 @@ logits`` for NHWC float input, traced inside a ``tf.function``. What changes
 * a backward rule (`tf_gag.methods.rules`) overrides the gradients of the ReLU
   ops of this graph only;
 * ``capture=layer`` records a layer's output during the same forward pass
-  (Grad-CAM), so no sub-model is built and nested backbones just work.
+  (Grad-CAM), so no sub-model is built and nested backbones just work;
+* an imported model's flat graph is imported into the traced graph itself.
 
 Nothing process-global changes and the user's weights and layer settings are
 never touched: the capture hook is the one instance attribute tf_gag sets on a
@@ -28,6 +29,7 @@ import tensorflow as tf
 
 from ..methods.rules import Plain
 from ..reuse import PerKey
+from .flat import FlatGraph
 
 #: Held while tf_gag's hooks sit on a user's layers (one tracing thread at a time).
 _HOOK_LOCK = threading.RLock()
@@ -89,14 +91,6 @@ def _recording(layers, record):
                     del layer.call
 
 
-def _read_graph_def(path):
-    """The GraphDef stored at ``path`` (an imported model's flat logits graph)."""
-    graph_def = tf.compat.v1.GraphDef()
-    with open(path, "rb") as f:
-        graph_def.ParseFromString(f.read())
-    return graph_def
-
-
 def _logits_before_softmax(outputs):
     """The input of a final softmax op of a traced forward pass, or None if it does not end in one."""
     op = getattr(outputs, "op", None)
@@ -147,9 +141,10 @@ class ModelAdapter:
 
     A SavedModel written by tf_gag's ONNX converter (``features``, ``head``
     and ``logits`` functions, and the flat ``logits.pb`` beside it) is an
-    "imported" model: a backward rule runs on the flat graph, imported into
-    tf_gag's own graph so its ReLU gradients can be overridden there, and
-    Grad-CAM captures its feature tensor.
+    "imported" model: every forward pass runs on the flat graph
+    (`tf_gag.model.flat.FlatGraph`, the ``flat`` attribute), imported into
+    tf_gag's own graph so a backward rule's ReLU overrides reach it and
+    Grad-CAM reads its feature tensor in the same pass.
 
     Thread-safe: forward passes traced at the same time in several threads
     each get their own graph; caches are locked.
@@ -173,7 +168,8 @@ class ModelAdapter:
         self.metadata = dict(metadata or {})
         self._checked_outputs = output != "auto"
         self._predict = PerKey(self._compile_predict)
-        self._frozen = PerKey(_read_graph_def)
+        #: An imported model's flat logits graph (`FlatGraph`), or None.
+        self.flat = None
         if isinstance(model, keras.Model):
             self.kind = "keras"
             inputs = getattr(model, "inputs", None)
@@ -187,6 +183,8 @@ class ModelAdapter:
         elif all(callable(getattr(model, name, None)) for name in ("features", "head", "logits")):
             self.kind = "imported"
             self._call = model.logits
+            if self.metadata.get("frozen"):
+                self.flat = FlatGraph.from_metadata(self.metadata["frozen"])
         elif callable(getattr(model, "logits", None)):
             self.kind = "saved_model"
             self._call = model.logits
@@ -253,36 +251,31 @@ class ModelAdapter:
         return logits
 
     def _imported_forward(self, x, rule, capture):
-        """An imported model's parts: its feature split for Grad-CAM, the rule's twin otherwise."""
+        """An imported model's forward pass: its flat graph, imported here so the rule's overrides reach it."""
+        if capture is not None and rule.overrides:
+            raise ValueError(f"method: Grad-CAM on an imported model takes the plain rule, not {rule.name}")
+        if self.flat is None or (capture is not None and self.flat.feature is None):
+            return self._converted_before_flat(x, rule, capture)
+        with rule.traced() as reached:
+            outputs = self.flat(x, feature=capture is not None)
+        rule.check_reached(reached, self.kind)
+        return outputs[0] if capture is None else tuple(outputs)
+
+    def _converted_before_flat(self, x, rule, capture):
+        """Models converted before the flat graph (format 1) or before it named its feature map (format 2)."""
         if capture is not None:
-            if rule.overrides:
-                raise ValueError(f"method: Grad-CAM on an imported model takes the plain rule, not {rule.name}")
             features = self.model.features(x)
             return self.model.head(features), features
         if not rule.overrides:
             return self.model.logits(x)
-        frozen = self.metadata.get("frozen")
-        if frozen is None:  # converted before the flat graph existed: only its baked twin, if the rule has one
-            twin = getattr(self.model, rule.imported_function or "", None)
-            if twin is None:
-                raise ValueError(
-                    f"method: the {rule.name} backward rule needs the flat logits graph (logits.pb) that tf_gag's "
-                    "converter writes since format 2; convert the ONNX file again (tf_gag.load_model does so for "
-                    "its cache)"
-                )
-            return twin(x)
-        if "path" not in frozen:
+        twin = getattr(self.model, rule.imported_function or "", None)
+        if twin is None:
             raise ValueError(
-                "metadata: 'frozen' names the flat logits graph but not its path; load the model with "
-                "tf_gag.load_model(folder), which reads metadata.json beside the SavedModel"
+                f"method: the {rule.name} backward rule needs the flat logits graph (logits.pb) that tf_gag's "
+                "converter writes since format 2; convert the ONNX file again (tf_gag.load_model does so for "
+                "its cache)"
             )
-        graph_def = self._frozen.get(frozen["path"])
-        with rule.traced() as reached:
-            (logits,) = tf.graph_util.import_graph_def(
-                graph_def, input_map={frozen["input"]: x}, return_elements=[frozen["output"]], name="imported"
-            )
-        rule.check_reached(reached, self.kind)
-        return logits
+        return twin(x)
 
     def check_outputs(self, logits):
         """Warn once if outputs of an 'auto' model look like probabilities, not logits."""

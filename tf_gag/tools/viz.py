@@ -195,3 +195,27 @@ def curves(results, *, path=None, dpi=120):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return _finish(fig, path, dpi)
+
+
+def sanity_figure(result, measures=("spearman_abs", "spearman", "ssim"), *, path=None, dpi=120):
+    """A `tf_gag.sanity.SanityResult` drawn as Adebayo et al. draw it: similarity to the original maps vs step.
+
+    One panel per measure, one line per method; the first point is the
+    original model (similarity 1), then each randomized depth or noise level.
+    Returns the Figure (None when saved to ``path``).
+    """
+    titles = {"spearman_abs": "Spearman (absolute maps)", "spearman": "Spearman (signed maps)", "ssim": "SSIM"}
+    labels = ["original"] + [str(step) for step in result.steps]
+    fig, axes = _figure(1, len(measures), (max(4.2, 0.28 * len(labels) + 2.0) * len(measures), 4.2))
+    for ax, measure in zip(axes[0], measures):
+        for method, mean in result.means(measure).items():
+            ax.plot(range(len(labels)), np.concatenate([[1.0], mean]), marker="o", markersize=3, label=method)
+        ax.set_title(f"{titles[measure]} — {result.check}", fontsize=10)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=75, ha="right", fontsize=6)
+        ax.set_ylabel("similarity to the original maps")
+        ax.set_ylim(-0.3 if measure != "ssim" else 0.0, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path, dpi)

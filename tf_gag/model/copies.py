@@ -1,0 +1,76 @@
+"""A copy of a model with weights of its own, for checks that re-draw weights (`tf_gag.sanity`).
+
+The user's model is never modified: a Keras model is cloned
+(``keras.models.clone_model``) and given the original's weights; an imported
+model's flat graph is imported with a ``tf.Variable`` in place of each weight
+constant. Either way the copy's weights are variables that compiled
+explainers read at run time, so re-drawing them needs no re-tracing.
+"""
+from dataclasses import dataclass
+
+import keras
+
+from .adapter import ModelAdapter, _walk_layers
+
+#: A normalisation layer's running statistics: state, not learned weights.
+_STATISTICS = ("moving_mean", "moving_variance")
+
+
+@dataclass(frozen=True)
+class WeightLayer:
+    """One layer of a copy: its name (a path for nested Keras models) and its learned weights (variables)."""
+
+    name: str
+    variables: tuple
+
+
+def _learned(layer):
+    statistics = {id(getattr(layer, name)) for name in _STATISTICS if hasattr(layer, name)}
+    return tuple(v for v in layer.weights if id(v) not in statistics)
+
+
+def _keras_copy(adapter):
+    try:
+        clone = keras.models.clone_model(adapter.model)
+        clone.set_weights(adapter.model.get_weights())
+    except Exception as exc:  # clone_model raises many kinds (subclassed models without get_config, ...)
+        raise ValueError(
+            f"model: its weights cannot be copied (keras.models.clone_model: {type(exc).__name__}: {exc}); the "
+            "sanity checks re-draw the weights of a copy and never of the model itself. Give the model a "
+            "get_config (a functional or Sequential model always has one)"
+        ) from None
+    copy = ModelAdapter(clone, output=adapter.output, preprocessing=adapter.preprocessing, classes=adapter.classes,
+                        metadata=adapter.metadata)
+    layers = [WeightLayer(path, _learned(layer)) for path, layer in _walk_layers(clone)]
+    return copy, [layer for layer in layers if layer.variables]
+
+
+def _imported_copy(adapter):
+    if adapter.flat is None or adapter.flat.feature is None:
+        raise ValueError(
+            "model: its weights cannot be copied: this imported model was converted before its flat graph named "
+            "its feature map (format 3); convert the ONNX file again (tf_gag.load_model does so for its cache)"
+        )
+    flat = adapter.flat.with_variables()
+    copy = ModelAdapter(adapter.model, output=adapter.output, preprocessing=adapter.preprocessing,
+                        classes=adapter.classes, metadata=adapter.metadata)
+    copy.flat = flat
+    layers = [WeightLayer(name, tuple(flat.variables[c] for c in names)) for name, names in flat.weight_layers()]
+    return copy, layers
+
+
+def weight_copy(adapter):
+    """(a `ModelAdapter` of a copy with its own weights, its `WeightLayer`s in forward order).
+
+    Keras models and models imported through ONNX can be copied; a plain
+    callable or SavedModel cannot (its weights are not reachable), which
+    raises a ValueError saying so.
+    """
+    if adapter.kind == "keras":
+        return _keras_copy(adapter)
+    if adapter.kind == "imported":
+        return _imported_copy(adapter)
+    raise ValueError(
+        f"model: the weights of a {adapter.kind} model cannot be copied; the sanity checks need a Keras model or "
+        "one imported with tf_gag.load_model (they re-draw the weights of a copy, never of the model itself)"
+    )

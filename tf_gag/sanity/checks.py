@@ -1,0 +1,265 @@
+"""The sanity checks: model randomization (Adebayo et al. 2018) and model perturbation (Rahman et al., GGIG).
+
+Both change the weights of a *copy* of the model (`tf_gag.model.copies`),
+explain the same images for the same classes (the original model's top
+classes, or ``targets``) with each method, and measure how similar each map
+stays to the original model's map (`tf_gag.sanity.similarity`).
+
+* Randomization: a method whose maps survive re-drawing the weights is not
+  explaining the model. ``cascading`` re-draws the layers from the top down,
+  one more per step; ``independent`` re-draws one layer per step, the others
+  original.
+* Perturbation: small weight noise that leaves every prediction unchanged
+  should leave a faithful explanation nearly unchanged.
+
+How weights are re-drawn (the library's choice, the same for Keras and
+imported models, whose initializers are not known): each learned weight
+tensor (not a normalisation layer's running statistics) gets values from a
+normal distribution with the tensor's own mean and standard deviation,
+truncated at two standard deviations. That keeps activations in range (no
+maps that vanish only because a layer's scale collapsed) while destroying
+what was learned. Perturbation adds normal noise of ``level`` times each
+tensor's standard deviation.
+"""
+import numbers
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from ..api import Explainer
+from ..errors import PartialResultError
+from ..io.inputs import as_image_batch, check_batch_size, check_seed
+from ..io.targets import resolve_targets
+from ..model import ModelAdapter
+from ..model.copies import weight_copy
+from ..model.loading import resolve_model
+from .result import SanityResult
+from .similarity import SIMILARITIES, constant_maps, similarities
+
+#: Methods compared when none are named: Adebayo et al.'s and the paper's.
+DEFAULT_METHODS = (
+    "vanilla_gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "grad_cam",
+    "guided_absolute_grad", "rectified_gradients", "geometrically_guided_ig",
+)
+#: Relative weight-noise levels the perturbation check uses by default.
+DEFAULT_NOISE = (0.001, 0.002, 0.005)
+#: How far logits of the copy may differ from the model's before any change (float32 reorderings only).
+_COPY_TOLERANCE = 1e-4
+
+
+def _methods(methods):
+    """[(label, name, options)] from method names and (name, {options}) pairs."""
+    if isinstance(methods, str) or not methods:
+        raise ValueError(f"methods: expected a list of method names or (name, options) pairs, got {methods!r}")
+    out = []
+    for spec in methods:
+        if isinstance(spec, str):
+            out.append((spec, spec, {}))
+        elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict):
+            out.append((spec[0], spec[0], dict(spec[1])))
+        else:
+            raise ValueError(f"methods: expected a method name or a (name, {{options}}) pair, got {spec!r}")
+    labels = [label for label, _, _ in out]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"methods: each method once, got {labels}")
+    return out
+
+
+class _Run:
+    """A copy of the model, the original weights, explainers on the copy and the original attributions."""
+
+    def __init__(self, model, images, methods, targets, batch_size, seed):
+        model = resolve_model(model)
+        self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
+        self.batch_size, self.seed = check_batch_size(batch_size), check_seed(seed)
+        self.images = as_image_batch(images, self.adapter.input_shape)
+        self.copy, self.layers = weight_copy(self.adapter)
+        self.original = [[v.numpy() for v in layer.variables] for layer in self.layers]
+        logits = self.adapter.predict_logits(self.images, self.batch_size)
+        copied = self.copy.predict_logits(self.images, self.batch_size, warn=False)
+        error = float(np.abs(copied - logits).max() / max(np.abs(logits).max(), 1e-6))
+        if error > _COPY_TOLERANCE:
+            raise ValueError(
+                f"model: its copy computes other logits (relative difference {error:.1e}); it holds state that "
+                "is not in its weights, so its weights cannot be copied faithfully for the sanity checks"
+            )
+        self.predicted = logits.argmax(axis=1)
+        self.targets = resolve_targets(targets, len(self.images), logits.shape[1], predicted=lambda: self.predicted)
+        self.probabilities = self.explained_probability(logits)
+        self.explainers = {
+            label: Explainer(self.copy, name, batch_size=self.batch_size, seed=self.seed, **options)
+            for label, name, options in _methods(methods)
+        }
+        self.reference = {label: self._attributions(e) for label, e in self.explainers.items()}
+
+    def explained_probability(self, logits):
+        """(N,) probability of each image's explained class, from (N, classes) outputs."""
+        probabilities = self.adapter.probabilities(tf.constant(logits)).numpy()
+        return probabilities[np.arange(len(probabilities)), self.targets]
+
+    def _attributions(self, explainer):
+        return explainer.attributions(self.images, self.targets)
+
+    def assign(self, index, values):
+        for variable, value, original in zip(self.layers[index].variables, values, self.original[index]):
+            variable.assign(value.astype(original.dtype))
+
+    def redrawn(self, index):
+        """Layer ``index``'s weights re-drawn (seeded by the layer, so both randomization modes agree)."""
+        rng = np.random.default_rng([self.seed, index])
+        out = []
+        for value in self.original[index]:
+            mean, std = float(value.mean()), float(value.std())
+            draw = rng.standard_normal(value.shape)
+            while np.any(np.abs(draw) > 2):  # truncated at two standard deviations
+                outside = np.abs(draw) > 2
+                draw[outside] = rng.standard_normal(int(outside.sum()))
+            out.append(mean + std * draw)
+        return out
+
+    def perturbed(self, index, level, level_index):
+        rng = np.random.default_rng([self.seed, index, level_index, 1])
+        return [value + level * float(value.std()) * rng.standard_normal(value.shape) for value in self.original[index]]
+
+    def measure(self, check, steps, change):
+        """Run ``change(k)`` before each step k and measure every method; keep what finished if a step fails."""
+        labels = list(self.explainers)
+        n = len(self.images)
+        scores = {m: {label: np.full((len(steps), n), np.nan) for label in labels} for m in SIMILARITIES}
+        constant = {label: np.zeros((len(steps), n), bool) for label in labels}
+        result = SanityResult(check, list(steps), labels, scores, self.targets, constant)
+        done = np.zeros(len(steps), bool)
+        for k in range(len(steps)):
+            try:
+                change(k)
+                for label, explainer in self.explainers.items():
+                    changed = self._attributions(explainer)
+                    for measure, values in similarities(self.reference[label], changed).items():
+                        scores[measure][label][k] = values
+                    constant[label][k] = constant_maps(tf.reduce_sum(tf.abs(changed), axis=-1)).numpy()
+            except Exception as exc:
+                raise PartialResultError(
+                    f"{check} check failed at step {k} ({steps[k]}) of {len(steps)}: {type(exc).__name__}: {exc}",
+                    result, done,
+                ) from exc
+            done[k] = True
+        flat = [(label, k) for label in labels for k in range(len(steps)) if constant[label][k].any()]
+        if flat:
+            warnings.warn(
+                f"{check}: some changed models gave constant maps (their Spearman correlations are 0): "
+                + ", ".join(f"{label} at {steps[k]}" for label, k in flat[:8]) + ("" if len(flat) <= 8 else ", ..."),
+                UserWarning, stacklevel=3,
+            )
+        return result
+
+
+def _chosen_layers(run, layers):
+    """Indices into ``run.layers``, top (last) first."""
+    names = [layer.name for layer in run.layers]
+    count = len(names)
+    if layers is None:
+        return list(range(count - 1, -1, -1))
+    if isinstance(layers, numbers.Integral) and not isinstance(layers, bool):
+        if not 1 <= layers <= count:
+            raise ValueError(f"layers: expected between 1 and {count} (the model's weighted layers), got {layers}")
+        return sorted({int(round(i)) for i in np.linspace(count - 1, 0, int(layers))}, reverse=True)
+    if isinstance(layers, str) or not hasattr(layers, "__iter__"):
+        raise ValueError(f"layers: expected None, a number of layers or a list of layer names, got {layers!r}")
+    chosen = []
+    for name in layers:
+        found = [i for i, full in enumerate(names) if name in (full, full.rsplit("/", 1)[-1])]
+        if len(found) != 1:
+            shown = ", ".join(names[:6] + ["..."] + names[-6:]) if count > 12 else ", ".join(names)
+            problem = "no weighted layer" if not found else "more than one weighted layer"
+            raise ValueError(f"layers: {problem} named {name!r}; the weighted layers are {shown}")
+        chosen.append(found[0])
+    return sorted(set(chosen), reverse=True)
+
+
+def randomization(model, images, methods=DEFAULT_METHODS, *, cascading=True, layers=None, targets=None,
+                  batch_size=32, seed=0):
+    """Model randomization: how similar each method's maps stay as the model's weights are re-drawn.
+
+    Args:
+      model: a Keras model, a model imported with `tf_gag.load_model`, a
+        `ModelAdapter` of either, or a path / zoo name. It is never modified.
+      images: (N, H, W, C) images in the model's input space.
+      methods: method names, or (name, {options}) pairs (see
+        `tf_gag.list_methods`); default `DEFAULT_METHODS`.
+      cascading: True re-draws the layers from the top down, step k having
+        the top k + 1 chosen layers (and all layers between them) re-drawn;
+        False re-draws only the step's layer (independent randomization).
+      layers: which weighted layers are steps: None (every one), a number
+        (that many spread evenly from the top to the first layer), or layer
+        names or paths ('mobilenetv2_1.00_160/Conv1'). A weighted layer is a
+        Keras leaf layer with weights, or an imported model's convolution or
+        matrix multiply with its bias.
+      targets: the classes explained (default: the original model's top
+        classes), the same at every step.
+      batch_size, seed: as for `tf_gag.explain`; the re-drawn weights are
+        seeded by ``seed`` and the layer.
+
+    Returns a `SanityResult` (``check`` "cascading" or "independent"). If a
+    step fails, the `PartialResultError` holds the result with the finished
+    steps (``completed`` marks them).
+    """
+    run = _Run(model, images, methods, targets, batch_size, seed)
+    chosen = _chosen_layers(run, layers)
+    steps = [run.layers[i].name for i in chosen]
+
+    def cascade(k):
+        upper = chosen[k - 1] if k else len(run.layers)
+        for index in range(chosen[k], upper):
+            run.assign(index, run.redrawn(index))
+
+    def independent(k):
+        if k:
+            run.assign(chosen[k - 1], run.original[chosen[k - 1]])
+        run.assign(chosen[k], run.redrawn(chosen[k]))
+
+    return run.measure("cascading" if cascading else "independent", steps, cascade if cascading else independent)
+
+
+def _check_noise(noise):
+    levels = [noise] if isinstance(noise, numbers.Real) else list(noise) if hasattr(noise, "__iter__") else None
+    if not levels or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in levels):
+        raise ValueError(f"noise: expected relative noise levels > 0 (e.g. 0.01), got {noise!r}")
+    return [float(v) for v in levels]
+
+
+def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE, targets=None, batch_size=32,
+                 seed=0):
+    """Model perturbation: how similar each method's maps stay under weight noise that keeps the predictions.
+
+    Every learned weight tensor w gets ``level * std(w) * N(0, 1)`` noise at
+    each level of ``noise``. Before any map is computed, each level is
+    checked to keep every image's predicted class (the top-1 class of the
+    perturbed copy equals the model's); a level that changes one raises a
+    ValueError naming the level and the images, so results are never
+    reported for a model that decides differently. The largest change of an
+    explained class's probability per level is in ``prediction_change``.
+    Other arguments as for `randomization`.
+    """
+    levels = _check_noise(noise)
+    run = _Run(model, images, methods, targets, batch_size, seed)
+
+    def apply(k):
+        for index in range(len(run.layers)):
+            run.assign(index, run.perturbed(index, levels[k], k))
+
+    changes = []
+    for k, level in enumerate(levels):
+        apply(k)
+        logits = run.copy.predict_logits(run.images, run.batch_size, warn=False)
+        moved = np.flatnonzero(logits.argmax(axis=1) != run.predicted)
+        if len(moved):
+            raise ValueError(
+                f"noise: level {level} changes the predicted class of image(s) {moved.tolist()} (of "
+                f"{len(run.images)}); model perturbation needs noise that keeps every prediction — use smaller levels"
+            )
+        changes.append(float(np.abs(run.explained_probability(logits) - run.probabilities).max()))
+
+    result = run.measure("perturbation", levels, apply)
+    result.prediction_change = changes
+    return result
