@@ -92,7 +92,26 @@ def test_export_refuses_an_existing_path_unless_overwrite(model_path, tmp_path):
     assert run("export", model_path, target, "--method", "vg", "--overwrite").returncode == 0
 
 
-@pytest.mark.parametrize("command", ["explain", "evaluate", "convert", "export", "methods"])
+def test_sanity_writes_the_library_result_and_refuses_noise_that_changes_predictions(model_path, folder, tmp_path):
+    path, pixels = folder
+    out = run("sanity", path, "--model", model_path, "--methods", "vg,gb", "--layers", "2", "--out",
+              str(tmp_path / "sanity"), "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path / "sanity")) == ["sanity.json", "sanity.md", "sanity.png"]
+    report = json.loads((tmp_path / "sanity" / "sanity.json").read_text())
+    expected = tf_gag.sanity.randomization(tf_gag.load_model(model_path), pixels, ["vg", "gb"], layers=2)
+    assert report["check"] == "cascading" and report["steps"] == expected.steps
+    for measure in tf_gag.sanity.SIMILARITIES:
+        for method in ("vg", "gb"):
+            np.testing.assert_allclose(report["scores"][measure][method], expected.scores[measure][method], atol=1e-6)
+    assert "| cascading step | vg | gb |" in (tmp_path / "sanity" / "sanity.md").read_text()
+    noisy = run("sanity", path, "--model", model_path, "--methods", "vg", "--check", "perturbation", "--noise", "50",
+                "--out", str(tmp_path / "noisy"))
+    assert noisy.returncode == 1 and "Traceback" not in noisy.stderr
+    assert "tf-gag sanity: noise: level 50.0 changes the predicted class" in noisy.stderr
+
+
+@pytest.mark.parametrize("command", ["explain", "evaluate", "sanity", "convert", "export", "methods"])
 def test_help_and_usage(command, capsys):
     with pytest.raises(SystemExit) as done:
         cli.main([command, "--help"])

@@ -377,3 +377,41 @@ def test_op_onnx2tf_cannot_convert(tmp_path):
     with pytest.raises(ValueError, match=r"swish.onnx: onnx2tf cannot convert the op\(s\) \['Swish'\]"):
         tf_gag.load_model(path, cache=cache)
     assert os.listdir(os.path.join(cache, "onnx")) == []
+
+
+def test_lite0_sanity_checks_randomize_a_copy_of_the_flat_graph(lite0):
+    """The imported copy has torch's layers (one per Conv2d/Linear, BN folded); re-drawing its classifier gives
+    torch's logits and gradients with the same classifier weights; the loaded model stays as it was."""
+    from converters.zoo import _lite0_module
+    from tf_gag.model.copies import weight_copy
+
+    pixels = assets.photos(("chelsea", "coffee"), size=224)
+    images = lite0.preprocessing.to_model(pixels).numpy()
+    nchw = images.transpose(0, 3, 1, 2)
+    before = lite0.predict_logits(images, 2)
+    net = _lite0_module()
+    copy, layers = weight_copy(lite0)
+    assert len(layers) == sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules()) == 50
+    kernel, bias = layers[-1].variables
+    assert tuple(kernel.shape) == (1280, 1000) and tuple(bias.shape) == (1000,)
+    rng = np.random.default_rng(0)
+    weight = rng.normal(scale=0.05, size=(1000, 1280)).astype(np.float32)
+    offset = rng.normal(size=1000).astype(np.float32)
+    kernel.assign(weight.T)
+    bias.assign(offset)
+    with torch.no_grad():
+        net.net._fc.weight.copy_(torch.tensor(weight))
+        net.net._fc.bias.copy_(torch.tensor(offset))
+        expected = net(torch.tensor(nchw)).numpy()
+    assert rel(copy.predict_logits(images, 2, warn=False), expected) < 1e-5
+    target = expected.argmax(axis=1)
+    ours = tf_gag.attributions(copy, images, "vg", target)
+    exact = torch_gradients(net, nchw, target)
+    assert max(rel_l2(ours[i], exact[i]) for i in range(2)) < 1e-2
+    np.testing.assert_array_equal(lite0.predict_logits(images, 2), before)
+
+    result = tf_gag.sanity.randomization(lite0, images, ["vg", "gb", "grad_cam"], layers=3)
+    assert result.steps[0] == "tf.linalg.matmul/MatMul"
+    means = result.means("spearman_abs")
+    assert means["gb"][0] > 0.9 and means["gb"][0] > means["vg"][0] + 0.3
+    np.testing.assert_array_equal(lite0.predict_logits(images, 2), before)

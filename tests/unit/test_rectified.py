@@ -227,12 +227,15 @@ def test_relu6_keeps_its_zero_derivative_above_six(rng):
 
 def test_padding_trick_on_one_pixel_maps_like_squeeze_excite(rng):
     """A SAME 1x1 conv on a pooled (N, 1, 1, C) map (squeeze-excite): its whole 1-pixel map is the ring."""
+    def seeded(seed):  # weights fixed here, not by the global Keras RNG (test order must not matter)
+        return {"kernel_initializer": keras.initializers.GlorotUniform(seed=seed), "bias_initializer": "ones"}
+
     inputs = keras.Input((6, 6, 3))
-    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", **seeded(1))(inputs)
     squeezed = keras.layers.Reshape((1, 1, 4))(keras.layers.GlobalAveragePooling2D()(h))
-    excite = keras.layers.Conv2D(4, 1, padding="same", activation="relu")(squeezed)
+    excite = keras.layers.Conv2D(4, 1, padding="same", activation="relu", **seeded(2))(squeezed)
     scaled = keras.layers.Multiply()([h, excite])
-    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(scaled)))
+    model = keras.Model(inputs, keras.layers.Dense(2, **seeded(3))(keras.layers.GlobalAveragePooling2D()(scaled)))
     x = rng.normal(size=(2, 6, 6, 3)).astype(np.float32)
     with_trick = tf_gag.attributions(model, x, "rectgrad_nobias", 0, percentile=50.0)
     without = tf_gag.attributions(model, x, "rectgrad_nobias", 0, percentile=50.0, padding_trick=False)

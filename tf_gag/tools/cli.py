@@ -1,7 +1,8 @@
-"""The ``tf-gag`` command: explain, evaluate, convert, export, methods.
+"""The ``tf-gag`` command: explain, evaluate, sanity, convert, export, methods.
 
     tf-gag explain photos/ --model efficientnet_lite0 --method gag --out maps/
     tf-gag evaluate photos/ --model model.onnx --method smoothgrad --out scores/
+    tf-gag sanity photos/ --model efficientnet_lite0 --methods vg,ig,gb,gag --layers 8 --out sanity/
     tf-gag convert model.onnx
     tf-gag export efficientnet_lite0 serving/1 --method gag
     tf-gag methods
@@ -43,13 +44,14 @@ def _parser():
                                      "and their RCAP / Deletion / Insertion scores for image classifiers.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def images_command(name, help_text):
+    def images_command(name, help_text, one_method=True):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("images", nargs="+", help="image files and folders (a folder's images, not recursed)")
         sub.add_argument("--model", required=True, help="a .onnx/.keras/.h5 file, a SavedModel folder or a zoo name")
-        sub.add_argument("--method", default="guided_absolute_grad", help="see `tf-gag methods` (default: GAG)")
-        sub.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
-                         help="a method option, e.g. --option n_samples=50 (repeatable)")
+        if one_method:
+            sub.add_argument("--method", default="guided_absolute_grad", help="see `tf-gag methods` (default: GAG)")
+            sub.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
+                             help="a method option, e.g. --option n_samples=50 (repeatable)")
         sub.add_argument("--targets", type=int, nargs="+", help="class ids, one per image or one for all "
                          "(default: each image's top class)")
         sub.add_argument("--out", required=True, help="output folder (created if missing)")
@@ -63,6 +65,17 @@ def _parser():
     images_command("explain", "Write a saliency map (.npy) and an overlay (.png) per image.")
     evaluate = images_command("evaluate", "Score saliency maps with RCAP, DAUC, IAUC; write metrics.json and .csv.")
     evaluate.add_argument("--metrics", default="rcap,dauc,iauc", help="comma-separated (default rcap,dauc,iauc)")
+    sanity = images_command("sanity", "Sanity checks: how similar each method's maps stay when the model's weights "
+                            "are randomized or perturbed; write sanity.json, sanity.md and sanity.png.",
+                            one_method=False)
+    sanity.add_argument("--methods", default="vanilla_gradient,integrated_gradients,guided_backprop,grad_cam,"
+                        "guided_absolute_grad", help="comma-separated method names (default VG, IG, GB, Grad-CAM, GAG)")
+    sanity.add_argument("--check", choices=("cascading", "independent", "perturbation"), default="cascading",
+                        help="cascading (default) or independent model randomization, or model perturbation")
+    sanity.add_argument("--layers", type=int, default=8,
+                        help="randomization: this many weighted layers spread from the top (default 8)")
+    sanity.add_argument("--noise", default="0.001,0.002,0.005",
+                        help="perturbation: comma-separated relative noise levels (default 0.001,0.002,0.005)")
 
     convert = commands.add_parser("convert", help="Convert an ONNX file into the cached SavedModel.",
                                   description="Convert an ONNX file (or a zoo model) into the cached SavedModel.")
@@ -193,6 +206,33 @@ def _evaluate(args):
     print(f"wrote metrics.json and metrics.csv to {os.path.abspath(out)}")
 
 
+def _sanity(args):
+    import tf_gag
+    from tf_gag.tools import viz
+
+    out = _output_folder(args.out)
+    model, _, images, names, targets = _load_images(args)
+    methods = [m for m in args.methods.split(",") if m]
+    common = {"targets": targets, "batch_size": args.batch_size, "seed": args.seed}
+    if args.check == "perturbation":
+        try:
+            noise = [float(v) for v in args.noise.split(",")]
+        except ValueError:
+            raise UserError(f"--noise: expected comma-separated numbers, got {args.noise!r}") from None
+        result = tf_gag.sanity.perturbation(model, images, methods, noise=noise, **common)
+    else:
+        result = tf_gag.sanity.randomization(model, images, methods, cascading=args.check == "cascading",
+                                             layers=args.layers, **common)
+    tables = [f"## {measure}\n\n{result.to_markdown(measure)}\n" for measure in tf_gag.sanity.SIMILARITIES]
+    print(tables[0])
+    report = {"model": args.model, "images": names, **result.to_dict()}
+    _write_atomic(os.path.join(out, "sanity.json"), lambda p: _write_bytes(p, json.dumps(report, indent=1).encode()))
+    _write_atomic(os.path.join(out, "sanity.md"), lambda p: _write_bytes(p, "\n".join(tables).encode()))
+    figure = viz.sanity_figure(result)
+    _write_atomic(os.path.join(out, "sanity.png"), lambda p: figure.savefig(p, format="png", dpi=120))
+    print(f"wrote sanity.json, sanity.md and sanity.png to {os.path.abspath(out)}")
+
+
 def _convert(args):
     import tf_gag
     from tf_gag.model.loading import cache_dir
@@ -229,7 +269,8 @@ def _methods(args):
             print("    variants: " + ", ".join(info["variants"]))
 
 
-COMMANDS = {"explain": _explain, "evaluate": _evaluate, "convert": _convert, "export": _export, "methods": _methods}
+COMMANDS = {"explain": _explain, "evaluate": _evaluate, "sanity": _sanity, "convert": _convert, "export": _export,
+            "methods": _methods}
 
 
 def main(argv=None):
