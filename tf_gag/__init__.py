@@ -13,37 +13,75 @@ backward rule x modification x interpretation x fold) run by one engine.
     >>> result = tf_gag.evaluate(model, images, maps, metrics=[tf_gag.RCAP(lower_bound=40), "dauc"])
     >>> tf_gag.sanity.randomization(model, images, ["vg", "gb"], layers=8)  # sanity checks
 """
-from . import metrics, sanity
-from .api import (
-    AbsoluteGrad,
-    BlurIG,
-    Explainer,
-    GeometricallyGuidedIG,
-    GradCAM,
-    GuidedAbsoluteGrad,
-    GuidedBackprop,
-    GuidedIG,
-    IntegratedGradients,
-    RectifiedGradients,
-    RectifiedGradientsNoBias,
-    SmoothGrad,
-    SmoothGradSquared,
-    SmoothIG,
-    VanillaGradient,
-    VarGrad,
-    attributions,
-    explain,
-    list_methods,
-)
-from .errors import PartialResultError
-from .evaluation import EvaluationResult, evaluate
-from .io import imageio
-from .io.imagenet_s import load_imagenet_s
-from .methods.reversed import reverse_maps
-from .metrics import MAE, METRICS, RCAP, Deletion, Insertion, LogCoshDice
-from .model import ModelAdapter, Preprocessing, load_model
-from .tools import assets, viz
-from .tools.serving import export_saved_model
+import importlib
+import importlib.util
+
+#: Public name -> (module, attribute; None for the module itself), imported on first use (see below).
+_EXPORTS = {
+    "AbsoluteGrad": (".api", "AbsoluteGrad"),
+    "BlurIG": (".api", "BlurIG"),
+    "Explainer": (".api", "Explainer"),
+    "GeometricallyGuidedIG": (".api", "GeometricallyGuidedIG"),
+    "GradCAM": (".api", "GradCAM"),
+    "GuidedAbsoluteGrad": (".api", "GuidedAbsoluteGrad"),
+    "GuidedBackprop": (".api", "GuidedBackprop"),
+    "GuidedIG": (".api", "GuidedIG"),
+    "IntegratedGradients": (".api", "IntegratedGradients"),
+    "RectifiedGradients": (".api", "RectifiedGradients"),
+    "RectifiedGradientsNoBias": (".api", "RectifiedGradientsNoBias"),
+    "SmoothGrad": (".api", "SmoothGrad"),
+    "SmoothGradSquared": (".api", "SmoothGradSquared"),
+    "SmoothIG": (".api", "SmoothIG"),
+    "VanillaGradient": (".api", "VanillaGradient"),
+    "VarGrad": (".api", "VarGrad"),
+    "attributions": (".api", "attributions"),
+    "explain": (".api", "explain"),
+    "list_methods": (".api", "list_methods"),
+    "PartialResultError": (".errors", "PartialResultError"),
+    "EvaluationResult": (".evaluation", "EvaluationResult"),
+    "evaluate": (".evaluation", "evaluate"),
+    "load_imagenet_s": (".io.imagenet_s", "load_imagenet_s"),
+    "reverse_maps": (".methods.reversed", "reverse_maps"),
+    "MAE": (".metrics", "MAE"),
+    "METRICS": (".metrics", "METRICS"),
+    "RCAP": (".metrics", "RCAP"),
+    "Deletion": (".metrics", "Deletion"),
+    "Insertion": (".metrics", "Insertion"),
+    "LogCoshDice": (".metrics", "LogCoshDice"),
+    "ModelAdapter": (".model", "ModelAdapter"),
+    "Preprocessing": (".model", "Preprocessing"),
+    "load_model": (".model", "load_model"),
+    "export_saved_model": (".tools.serving", "export_saved_model"),
+    "imageio": (".io.imageio", None),
+    "assets": (".tools.assets", None),
+    "viz": (".tools.viz", None),
+    "metrics": (".metrics", None),
+    "sanity": (".sanity", None),
+}
+
+
+def __getattr__(name):
+    """Import a public name's module on first use.
+
+    Importing ``tf_gag`` itself does not import TensorFlow, so the ``tf-gag``
+    command can quiet TensorFlow's start-up log before TensorFlow loads, and
+    ``import tf_gag`` stays cheap. Submodules (``tf_gag.model``, ...) load the same way.
+    """
+    if name in _EXPORTS:
+        module_name, attribute = _EXPORTS[name]
+        module = importlib.import_module(module_name, __name__)
+        value = module if attribute is None else getattr(module, attribute)
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 

@@ -121,6 +121,17 @@ def test_help_and_usage(command, capsys):
     assert done.value.code == 2
 
 
+def test_no_tensorflow_log_lines_unless_verbose_and_imports_leave_the_environment_alone():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([TF_GAG, "methods"], capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr[-2000:]
+    assert subprocess.run([TF_GAG, "--verbose", "methods"], capture_output=True, text=True, env=env).returncode == 0
+    probe = ("import os, sys; import tf_gag; lazy = 'tensorflow' not in sys.modules; tf_gag.list_methods(); "
+             "print(lazy, 'TF_CPP_MIN_LOG_LEVEL' in os.environ)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert done.stdout.split() == ["True", "False"], done.stderr[-2000:]
+
+
 def test_methods_lists_every_method(capsys):
     assert cli.main(["methods", "--json"]) == 0
     assert json.loads(capsys.readouterr().out).keys() == tf_gag.list_methods().keys()

@@ -7,7 +7,8 @@
     tf-gag export efficientnet_lite0 serving/1 --method gag
     tf-gag methods
 
-Exit status: 0 done, 1 a user error (one line on stderr, no traceback),
+TensorFlow's C++ log lines are hidden unless ``--verbose`` (or the caller set
+``TF_CPP_MIN_LOG_LEVEL`` itself). Exit status: 0 done, 1 a user error (one line on stderr, no traceback),
 2 a usage error (argparse). Images are read with `tf_gag.imageio`
 (centre-cropped to the model's aspect ratio, resized, mapped by the model's
 preprocessing); unreadable files are skipped and listed (``--on-error skip``,
@@ -42,6 +43,8 @@ def _option(text):
 def _parser():
     parser = argparse.ArgumentParser(prog="tf-gag", description="Gradient saliency maps (Guided AbsoluteGrad, ...) "
                                      "and their RCAP / Deletion / Insertion scores for image classifiers.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (hidden by default: TF_CPP_MIN_LOG_LEVEL=3)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def images_command(name, help_text, one_method=True):
@@ -273,9 +276,33 @@ COMMANDS = {"explain": _explain, "evaluate": _evaluate, "sanity": _sanity, "conv
             "methods": _methods}
 
 
+def _import_tensorflow_quietly():
+    """Import TensorFlow and start its devices with file descriptor 2 pointed at /dev/null.
+
+    TensorFlow 2.21 writes its start-up lines (oneDNN, CUDA, CPU features)
+    from C++ before its logging is configured, whatever ``TF_CPP_MIN_LOG_LEVEL``
+    says (measured), so they are hidden here, once, before any command runs;
+    importing tf_gag does not import TensorFlow, so none came earlier. An
+    import error is raised as usual once stderr is back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's later C++ lines; inherited by converters
+        _import_tensorflow_quietly()
     try:
         COMMANDS[args.command](args)
     except (UserError, *USER_ERRORS) as error:
