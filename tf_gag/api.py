@@ -111,8 +111,9 @@ class Explainer:
 
     def _prepare(self, images, targets):
         images = as_image_batch(images, self.adapter.input_shape)
-        # Top classes need every image's logits; explicit targets only the class count.
-        probe = images if targets is None else images[:1]
+        # Top classes need every image's logits; explicit targets only the class count (two images, so a model
+        # whose rows do not follow the batch is caught here, not inside a gradient chunk).
+        probe = images if targets is None else images[:2]
         logits = self.adapter.predict_logits(probe, self.batch_size)
         ids = resolve_targets(targets, len(images), logits.shape[1], predicted=lambda: logits.argmax(axis=1))
         return images, ids

@@ -19,3 +19,18 @@ class PartialResultError(RuntimeError):
     def after_images(cls, what, error, result, done):
         """``what`` failed with ``error`` once the images marked in ``done`` were finished in ``result``."""
         return cls(f"{what} failed after {int(done.sum())} of {len(done)} images: {error}", result, done)
+
+
+class ModelOutputError(ValueError):
+    """A model returned something other than one (N, classes) tensor; the message names what it returned.
+
+    Raised while TensorFlow traces the model, where AutoGraph re-raises it
+    wrapped in its "in user code" trace; `unwrapped` finds it again.
+    """
+
+    @staticmethod
+    def unwrapped(error):
+        """The `ModelOutputError` that ``error`` is or wraps (AutoGraph keeps it as the context), or None."""
+        while error is not None and not isinstance(error, ModelOutputError):
+            error = error.__context__
+        return error

@@ -124,3 +124,30 @@ def test_failed_chunk_keeps_finished_images():
         tf_gag.attributions(fragile, images, "vg", 0, batch_size=2)
     np.testing.assert_array_equal(info.value.completed, [True, True, False])
     np.testing.assert_allclose(info.value.partial[:2], 1.0)
+
+
+def _two_outputs():
+    inputs = keras.Input((4, 4, 3))
+    flat = keras.layers.Flatten()(inputs)
+    return keras.Model(inputs, [keras.layers.Dense(3)(flat), keras.layers.Dense(2)(flat)])
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        (lambda x: tf.reduce_sum(x), r"model: returned shape \(\) \(0 dimensions\)"),
+        (lambda x: {"logits": tf.reduce_sum(x, [1, 2]), "aux": x},
+         r"model: returned a dict \{'logits': 'shape \(None, 3\)', 'aux': 'shape \(None, 4, 4, 3\)'\} \(several"),
+        (lambda x: x, r"model: returned shape \(None, 4, 4, 3\) \(4 dimensions\)"),
+        (lambda x: tf.reduce_sum(x, [1, 2])[:1], r"model: returned shape \(1, 3\) for a batch of 2 images"),
+        (_two_outputs(), r"model: returned a list of \['shape \(None, 3\)', 'shape \(None, 2\)'\] \(several outputs\)"),
+    ],
+    ids=["scalar", "dict", "image", "wrong-batch", "two-outputs"],
+)
+@pytest.mark.parametrize("targets", [None, 1])
+def test_outputs_that_are_not_one_classes_tensor_are_named(small, model, match, targets):
+    _, x = small
+    with pytest.raises(tf_gag.ModelOutputError, match=match):
+        tf_gag.explain(model, x, "vg", targets)
+    with pytest.raises(tf_gag.ModelOutputError, match=match):
+        tf_gag.evaluate(model, x, "vg", targets, metrics=("dauc",))

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..errors import ModelOutputError
 from ..methods.rules import Plain
 from ..reuse import PerKey
 from .flat import FlatGraph
@@ -107,6 +108,34 @@ def _looks_like_probabilities(outputs):
     if outputs.ndim != 2:
         raise ValueError(f"model: expected outputs of shape (N, classes), got {outputs.shape}")
     return outputs.shape[1] > 1 and bool(np.all(outputs >= 0)) and np.allclose(outputs.sum(axis=1), 1, atol=1e-3)
+
+
+def _describe(outputs):
+    """What a model returned, for an error message: its kind and the shapes inside."""
+    if isinstance(outputs, dict):
+        return "a dict " + str({k: _describe(v) for k, v in outputs.items()})
+    if isinstance(outputs, (list, tuple)):
+        return f"a {type(outputs).__name__} of " + str([_describe(v) for v in outputs])
+    shape = getattr(outputs, "shape", None)
+    return f"shape {tuple(shape)}" if shape is not None else type(outputs).__name__
+
+
+def _check_output(outputs, x):
+    """Refuse anything but one (N, classes) tensor with the input's batch, naming what the model returned."""
+    shape = getattr(outputs, "shape", None)
+    problem = None
+    if isinstance(outputs, (list, tuple, dict)) or shape is None:
+        problem = "several outputs" if isinstance(outputs, (list, tuple, dict)) else "no tensor"
+    elif shape.rank is not None and shape.rank != 2:
+        problem = f"{shape.rank} dimensions"
+    elif shape.rank == 2 and shape[0] is not None and x.shape[0] is not None and shape[0] != x.shape[0]:
+        problem = f"{shape[0]} rows for a batch of {x.shape[0]}"
+    if problem is not None:
+        raise ModelOutputError(
+            f"model: returned {_describe(outputs)} ({problem}); tf_gag explains classifiers that return one "
+            "(N, classes) tensor of logits or probabilities for N images. Wrap the model to return that one, "
+            "e.g. `lambda x: model(x)['logits']`"
+        )
 
 
 def _walk_layers(model, prefix=""):
@@ -240,8 +269,7 @@ class ModelAdapter:
                 stack.enter_context(_recording([(capture.name, capture)], record))
             outputs = self._call(x)
         rule.check_reached(reached, self.kind)
-        if isinstance(outputs, (list, tuple, dict)):
-            raise ValueError(f"model: expected one (N, classes) output, got a {type(outputs).__name__}")
+        _check_output(outputs, x)
         logits = _logits_before_softmax(outputs) if self.output == "auto" else None
         logits = outputs if logits is None else tf.cast(logits, outputs.dtype)
         if capture is not None:
@@ -358,7 +386,21 @@ class ModelAdapter:
         check with `require_logits` instead).
         """
         compiled = self._predict.get(tuple(images.shape[1:]))
-        outputs = [compiled(images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            try:
+                chunk = compiled(images[start : start + batch_size]).numpy()
+            except Exception as error:
+                cause = ModelOutputError.unwrapped(error)
+                if cause is None:
+                    raise
+                raise ModelOutputError(str(cause)) from None
+            if len(chunk) != len(images[start : start + batch_size]):  # a batch the trace could not check
+                raise ModelOutputError(
+                    f"model: returned shape {chunk.shape} for a batch of {len(images[start : start + batch_size])} "
+                    "images; tf_gag explains classifiers that return one (N, classes) row per image"
+                )
+            outputs.append(chunk)
         logits = np.concatenate(outputs, axis=0)
         if warn:
             self.check_outputs(logits)

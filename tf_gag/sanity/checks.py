@@ -118,8 +118,9 @@ class _Run:
             out.append(mean + std * draw)
         return out
 
-    def perturbed(self, index, level, level_index):
-        rng = np.random.default_rng([self.seed, index, level_index, 1])
+    def perturbed(self, index, level):
+        """Layer ``index``'s weights plus ``level`` x std noise: one seeded direction per layer, scaled by level."""
+        rng = np.random.default_rng([self.seed, index, 1])
         return [value + level * float(value.std()) * rng.standard_normal(value.shape) for value in self.original[index]]
 
     def measure(self, check, steps, change):
@@ -232,8 +233,10 @@ def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE,
                  seed=0):
     """Model perturbation: how similar each method's maps stay under weight noise that keeps the predictions.
 
-    Every learned weight tensor w gets ``level * std(w) * N(0, 1)`` noise at
-    each level of ``noise``. Before any map is computed, each level is
+    Every learned weight tensor w gets ``level * std(w) * e`` at each level of
+    ``noise``, with e ~ N(0, 1) drawn once per layer (seeded by ``seed`` and the
+    layer): the levels scale one noise direction, so a level's result does not
+    depend on which other levels are listed. Before any map is computed, each level is
     checked to keep every image's predicted class (the top-1 class of the
     perturbed copy equals the model's); a level that changes one raises a
     ValueError naming the level and the images, so results are never
@@ -246,7 +249,7 @@ def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE,
 
     def apply(k):
         for index in range(len(run.layers)):
-            run.assign(index, run.perturbed(index, levels[k], k))
+            run.assign(index, run.perturbed(index, levels[k]))
 
     changes = []
     for k, level in enumerate(levels):
