@@ -80,19 +80,110 @@ def _image_input(model):
 
 
 def _simplify(model, input_name, chw):
-    """Fold shape arithmetic (e.g. TF-style 'SAME' padding) with a fixed batch of 1, then free the batch."""
+    """Fold shape arithmetic (e.g. TF-style 'SAME' padding) with a fixed batch of 1, then free the batch.
+
+    Folding at batch 1 also turns what PyTorch computed from ``x.size(0)``
+    into constants; `_free_batch` makes those follow the batch again.
+    """
     try:
         simplified, ok = onnxsim.simplify(model, overwrite_input_shapes={input_name: [1, *chw]})
     except Exception as exc:
         raise ConversionError(f"onnxsim could not simplify the model: {exc}") from None
     if not ok:
         raise ConversionError("onnxsim could not validate the simplified model")
+    at_batch_1 = _static_shapes(onnx.shape_inference.infer_shapes(simplified))
     for value in list(simplified.graph.input) + list(simplified.graph.output):
         dims = value.type.tensor_type.shape.dim
         if len(dims):
             dims[0].dim_param = "batch"
     del simplified.graph.value_info[:]
+    _free_batch(simplified, input_name, at_batch_1)
     return onnx.shape_inference.infer_shapes(simplified)
+
+
+def _static_shapes(model):
+    """{tensor name: [dims]} of every tensor shape inference knows (None for an unknown dimension)."""
+    shapes = {}
+    for value in list(model.graph.value_info) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    return shapes
+
+
+def _free_batch(model, input_name, at_batch_1):
+    """Undo what folding at batch 1 baked into constants: the two forms PyTorch exports produce.
+
+    * ``x.view(x.size(0), -1)`` (also a Linear on tokens, folded into a
+      reshape to ``[1, t, d]``): a Reshape to a constant shape whose output
+      at batch 1 is ``(1, d1, ...)`` gets ``[-1, d1, ...]``: the batch is
+      what the other, batch-free dimensions leave; a ``Flatten`` at axis 1
+      becomes the same Reshape (onnx2tf flattens a 4-D graph input in its
+      NHWC order otherwise: measured, the logits were wrong);
+    * ``token.expand(x.shape[0], -1, -1)`` before ``torch.cat``: a batch-1
+      constant joined to activations by a Concat along another axis is
+      broadcast to the activations' batch.
+    Whether the result follows the batch is checked against onnxruntime on
+    the original model at two batch sizes (`convert`).
+    """
+    from onnx import helper, numpy_helper
+
+    constants = {t.name: t for t in model.graph.initializer}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    added, nodes = [], []
+    for node in model.graph.node:
+        flatten = node.op_type == "Flatten" and all(a.i == 1 for a in node.attribute if a.name == "axis")
+        if flatten or (node.op_type == "Reshape" and len(node.input) == 2 and node.input[1] in constants):
+            out = at_batch_1.get(node.output[0])
+            if out and len(out) > 1 and out[0] == 1 and None not in out[1:]:
+                if flatten:  # the same as a Reshape to [-1, features], which converters read in any layout
+                    node.op_type = "Reshape"
+                    del node.attribute[:]
+                    node.input.append("")
+                freed = numpy_helper.from_array(np.array([-1, *out[1:]], np.int64), f"{node.output[0]}/free_batch")
+                added.append(freed)
+                node.input[1] = freed.name
+        elif node.op_type == "Concat" and any(a.name == "axis" and a.i != 0 for a in node.attribute):
+            live = [name for name in node.input if name not in constants]
+            for k, name in enumerate(node.input):
+                value = constants.get(name)
+                if value is None or not live or len(value.dims) < 2 or value.dims[0] != 1:
+                    continue
+                # constant + 0 x mean(activations over every non-batch axis): (N, 1, ..) zeros broadcast, which
+                # reads the same in any layout a converter picks for the activations
+                prefix = f"{name}/free_batch_{len(added)}"
+                axes = list(range(1, len(value.dims)))
+                zero = numpy_helper.from_array(np.zeros((), np.float32), f"{prefix}/zero")
+                added.append(zero)
+                if opset >= 18:  # ReduceMean's axes: an input since opset 18, an attribute before
+                    added.append(numpy_helper.from_array(np.array(axes, np.int64), f"{prefix}/axes"))
+                    mean = helper.make_node("ReduceMean", [live[0], f"{prefix}/axes"], [f"{prefix}/mean"], keepdims=1)
+                else:
+                    mean = helper.make_node("ReduceMean", [live[0]], [f"{prefix}/mean"], axes=axes, keepdims=1)
+                nodes += [
+                    mean,
+                    helper.make_node("Mul", [f"{prefix}/mean", zero.name], [f"{prefix}/zeros"]),
+                    helper.make_node("Add", [name, f"{prefix}/zeros"], [prefix]),
+                ]
+                node.input[k] = prefix
+    model.graph.initializer.extend(added)
+    if nodes:  # keep the graph topologically sorted: the new nodes go right after their inputs exist
+        order = list(model.graph.node)
+        del model.graph.node[:]
+        model.graph.node.extend(_topological(order + nodes, input_name, set(constants) | {t.name for t in added}))
+
+
+def _topological(nodes, input_name, constants):
+    """``nodes`` in an order where each runs after the nodes producing its inputs."""
+    ready, ordered, pending = {input_name, "", *constants}, [], list(nodes)
+    while pending:
+        runnable = [n for n in pending if all(i in ready for i in n.input)]
+        if not runnable:
+            raise ConversionError("could not order the graph after freeing its batch dimension")
+        for node in runnable:
+            ordered.append(node)
+            ready.update(node.output)
+        pending = [n for n in pending if all(id(n) != id(r) for r in runnable)]
+    return ordered
 
 
 def _check_ops(model):
@@ -109,26 +200,38 @@ def _check_ops(model):
         )
 
 
+#: Ops whose (N, c, h, w) output keeps a feature map's layout when an input has it (Grad-CAM's candidates).
+_SPATIAL = {
+    "Conv", "ConvTranspose", "Relu", "Clip", "LeakyRelu", "PRelu", "Elu", "Selu", "Sigmoid", "HardSigmoid",
+    "HardSwish", "Tanh", "Mul", "Add", "Sub", "Div", "BatchNormalization", "InstanceNormalization", "MaxPool",
+    "AveragePool", "Concat", "Pad", "Identity", "Dropout", "Erf", "Softplus", "Mish",
+}
+
+
 def _last_feature_map(model):
-    """The last tensor of shape (N, c, h, w) with h, w > 1 in node order: the last convolutional block."""
-    shapes = {}
-    for value in list(model.graph.value_info) + list(model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    found = None
+    """The last (N, c, h, w) tensor with h, w > 1 that convolutions made, in node order, or None.
+
+    A tensor qualifies when a ``Conv`` produced it or it came from one through
+    element-wise, normalisation and pooling ops only (`_SPATIAL`): an attention
+    map or a transposed token tensor is 4-D too, but no feature map.
+    """
+    shapes = _static_shapes(model)
+    spatial, found = set(), None
     for node in model.graph.node:
+        from_conv = node.op_type in ("Conv", "ConvTranspose") or (
+            node.op_type in _SPATIAL and any(i in spatial for i in node.input)
+        )
         for out in node.output:
             dims = shapes.get(out, [])
-            if len(dims) == 4 and all(d is not None and d > 1 for d in dims[2:]):
-                found = out
-    if found is None:
-        raise ConversionError("no 4-D feature map (N, c, h, w) with h, w > 1 found for Grad-CAM; pass feature=")
+            if from_conv and len(dims) == 4:
+                spatial.add(out)
+                if all(d is not None and d > 1 for d in dims[2:]):
+                    found = out
     return found
 
 
-def _split(model, input_name, feature, output, folder):
-    full = os.path.join(folder, "simplified.onnx")
-    onnx.save(model, full)
+def _split(model, full, input_name, feature, output, folder):
+    """``full`` (``model`` saved) cut at ``feature`` into {"backbone", "head"} ONNX files."""
     tensors = {o for n in model.graph.node for o in n.output}
     if feature not in tensors:
         raise ConversionError(f"feature tensor {feature!r} is not in the graph")
@@ -143,7 +246,7 @@ def _split(model, input_name, feature, output, folder):
                 "not read the input (e.g. write x.flatten(1), not x.view(inputs.size(0), -1))"
             ) from None
         parts[part] = path
-    return full, parts
+    return parts
 
 
 def _onnx2tf(path, name, shape, folder):
@@ -202,7 +305,26 @@ def _run_frozen(frozen, image):
 def _reference(path, output, input_name, batch):
     """onnxruntime's value of graph output ``output`` of the model at ``path``."""
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    return session.run([output], {input_name: batch})[0]
+    try:
+        return session.run([output], {input_name: batch})[0]
+    except Exception as exc:  # onnxruntime's own errors (a shape baked at another batch size, ...)
+        raise ConversionError(f"onnxruntime cannot run {os.path.basename(path)} on a batch of {len(batch)}: "
+                              f"{str(exc).splitlines()[-1]}") from None
+
+
+def _check_batch_free(original, simplified, output, input_name, chw):
+    """Fail unless the simplified graph gives the original's outputs at two batch sizes (nothing batch-1 left)."""
+    for batch in (2, 3):
+        probe = np.random.default_rng(batch).normal(size=(batch, *chw)).astype(np.float32)
+        want = _reference(original, output, input_name, probe)
+        try:
+            got = _reference(simplified, output, input_name, probe)
+        except ConversionError as exc:
+            raise ConversionError(
+                f"{exc}. Folding the graph's shapes at batch 1 left the batch size in a constant that tf_gag "
+                "could not free (it frees x.view(x.size(0), -1) and token.expand(x.shape[0], ...) + cat)"
+            ) from None
+        _check(f"simplified graph's outputs at batch {batch}", got, want)
 
 
 def _check(name, got, want):
@@ -224,24 +346,33 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
     with tempfile.TemporaryDirectory() as work:
         simplified = _simplify(model, input_name, chw)
         _check_ops(simplified)
+        full = os.path.join(work, "simplified.onnx")
+        onnx.save(simplified, full)
+        _check_batch_free(onnx_path, full, output, input_name, chw)
         feature = feature or _last_feature_map(simplified)
-        full, parts = _split(simplified, input_name, feature, output, work)
         probe = np.random.default_rng(0).normal(size=(2, *chw)).astype(np.float32)
-        feature_nchw = _reference(parts["backbone"], feature, input_name, probe)  # an inner tensor of `full`
-        logits_ref = _reference(full, output, input_name, probe)
-        backbone = _onnx2tf(parts["backbone"], input_name, chw, work)
-        head = _onnx2tf(parts["head"], feature, feature_nchw.shape[1:], work)
-
         image = probe.transpose(0, 2, 3, 1)
-        raw = backbone(image).numpy()
-        feature_nhwc = feature_nchw.transpose(0, 2, 3, 1)
-        channels_first = raw.shape == feature_nchw.shape and not (
-            raw.shape == feature_nhwc.shape and np.allclose(raw, feature_nhwc, rtol=1e-3, atol=1e-4)
-        )
+        logits_ref = _reference(onnx_path, output, input_name, probe)
+        if feature is None:  # no convolutional feature map: the whole graph is the head, Grad-CAM has no layer
+            backbone, head = (lambda x: x), _onnx2tf(full, input_name, chw, work)
+            feature_nhwc, channels_first = image, False
+        else:
+            parts = _split(simplified, full, input_name, feature, output, work)
+            feature_nchw = _reference(parts["backbone"], feature, input_name, probe)  # an inner tensor of `full`
+            backbone = _onnx2tf(parts["backbone"], input_name, chw, work)
+            head = _onnx2tf(parts["head"], feature, feature_nchw.shape[1:], work)
+            raw = backbone(image).numpy()
+            feature_nhwc = feature_nchw.transpose(0, 2, 3, 1)
+            channels_first = raw.shape == feature_nchw.shape and not (
+                raw.shape == feature_nhwc.shape and np.allclose(raw, feature_nhwc, rtol=1e-3, atol=1e-4)
+            )
         module = Imported(backbone, head, chw, feature_nhwc.shape[1:], channels_first)
+        triple = np.random.default_rng(3).normal(size=(3, *chw)).astype(np.float32)
         errors = {
             "features": _check("features", module.features(image).numpy(), feature_nhwc),
             "logits": _check("logits", module.logits(image).numpy(), logits_ref),
+            "logits_batch_3": _check("logits at batch 3", module.logits(triple.transpose(0, 2, 3, 1)).numpy(),
+                                     _reference(onnx_path, output, input_name, triple)),
         }
         frozen = _freeze(module.logits, os.path.join(out_dir, FROZEN))
         frozen_logits, frozen_features = _run_frozen(frozen, image)
@@ -261,7 +392,8 @@ def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
             "format": FORMAT,
             "input": {"name": input_name, "layout": "NHWC", "onnx_layout": "NCHW", "shape": [chw[1], chw[2], chw[0]]},
             "output": output,
-            "gradcam": {"tensor": feature, "layout": "NHWC", "shape": list(feature_nhwc.shape[1:])},
+            "gradcam": None if feature is None else {"tensor": feature, "layout": "NHWC",
+                                                      "shape": list(feature_nhwc.shape[1:])},
             "relus": sum(node.op in ("Relu", "Relu6") for node in frozen["graph_def"].node),
             "frozen": {"file": FROZEN, **{k: frozen[k] for k in ("input", "output", "feature")}},
             "check_vs_onnxruntime": errors,

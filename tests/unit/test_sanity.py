@@ -163,3 +163,18 @@ def test_models_whose_weights_cannot_be_copied(rng):
         tf_gag.sanity.randomization(subclassed, images, ["vg"])
     with pytest.raises(ValueError, match="model: the weights of a callable model cannot be copied"):
         tf_gag.sanity.perturbation(lambda x: x[:, 0, 0, :] * 2.0, images, ["vg"])
+
+
+def test_an_image_whose_original_map_is_constant_is_left_out_with_a_warning():
+    """Image 0 is black and every ReLU starts at -10: its gradient, so its map, is 0 whatever the weights."""
+    inputs = keras.Input((SIDE, SIDE, 1))
+    hidden = keras.layers.Dense(4, activation="relu", bias_initializer=keras.initializers.Constant(-10.0),
+                                kernel_initializer=keras.initializers.RandomUniform(0.005, 0.015, seed=0))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(hidden(keras.layers.Flatten()(inputs))))
+    images = np.stack([np.zeros((SIDE, SIDE, 1)), np.full((SIDE, SIDE, 1), 5.0)]).astype(np.float32)
+    images[1, :4] = 9.0  # not a constant input, so the live image's map has ranks
+    with pytest.warns(UserWarning, match=r"original model's map is constant .* vg on image\(s\) \[0\]"):
+        result = tf_gag.sanity.perturbation(model, images, ["vg"], noise=[0.01], targets=0)
+    for measure in tf_gag.sanity.SIMILARITIES:
+        assert np.isnan(result.scores[measure]["vg"][0, 0]) and np.isfinite(result.scores[measure]["vg"][0, 1])
+        assert result.means(measure)["vg"][0] == result.scores[measure]["vg"][0, 1]

@@ -48,7 +48,16 @@ class BoundInput:
 
 
 def _imported_feature(adapter):
-    """The feature tensor an imported model's graph was split at for Grad-CAM (its converter's metadata)."""
+    """The feature tensor an imported model's graph was split at for Grad-CAM (its converter's metadata).
+
+    Raises when the converter found no convolutional feature map to split at.
+    """
+    if "gradcam" in adapter.metadata and adapter.metadata["gradcam"] is None:
+        raise ValueError(
+            "method: Grad-CAM needs a convolutional feature map and this imported model has none (no 4-D tensor "
+            "made by convolutions, e.g. a transformer's tokens); convert it with feature='<ONNX tensor name>' "
+            "to choose one"
+        )
     return adapter.metadata.get("gradcam", {}).get("tensor", "features")
 
 

@@ -172,7 +172,8 @@ def load_model(path, *, preprocessing=None, classes=None, feature=None, output="
       preprocessing: pixel -> input mapping, when the file does not carry it.
       classes: class names, when the file does not carry them.
       feature: ONNX only: the tensor to split at for Grad-CAM (default: the
-        last 4-D feature map with h, w > 1).
+        last 4-D feature map with h, w > 1 that convolutions made; a model
+        without one loads without a Grad-CAM layer).
       output: as for `ModelAdapter`.
       cache: the conversion cache folder (default ``$TF_GAG_CACHE`` or ``~/.cache/tf_gag``).
     """

@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from .. import ops
 from ..api import Explainer
 from ..errors import PartialResultError
 from ..io.inputs import as_image_batch, check_batch_size, check_seed
@@ -92,6 +93,8 @@ class _Run:
             for label, name, options in _methods(methods)
         }
         self.reference = {label: self._attributions(e) for label, e in self.explainers.items()}
+        #: {method: (N,) bool}: the original model's constant maps; their similarities are undefined (NaN).
+        self.blank = {label: constant_maps(ops.reduce_channels(ref)).numpy() for label, ref in self.reference.items()}
 
     def explained_probability(self, logits):
         """(N,) probability of each image's explained class, from (N, classes) outputs."""
@@ -137,15 +140,23 @@ class _Run:
                 for label, explainer in self.explainers.items():
                     changed = self._attributions(explainer)
                     for measure, values in similarities(self.reference[label], changed).items():
-                        scores[measure][label][k] = values
-                    constant[label][k] = constant_maps(tf.reduce_sum(tf.abs(changed), axis=-1)).numpy()
+                        scores[measure][label][k] = np.where(self.blank[label], np.nan, values)
+                    constant[label][k] = constant_maps(ops.reduce_channels(changed)).numpy()
             except Exception as exc:
                 raise PartialResultError(
                     f"{check} check failed at step {k} ({steps[k]}) of {len(steps)}: {type(exc).__name__}: {exc}",
                     result, done,
                 ) from exc
             done[k] = True
-        flat = [(label, k) for label in labels for k in range(len(steps)) if constant[label][k].any()]
+        if any(blank.any() for blank in self.blank.values()):
+            warnings.warn(
+                f"{check}: the original model's map is constant (nothing to compare; NaN, left out of the means) "
+                "for " + ", ".join(f"{label} on image(s) {np.flatnonzero(blank).tolist()}"
+                                   for label, blank in self.blank.items() if blank.any()),
+                UserWarning, stacklevel=3,
+            )
+        flat = [(label, k) for label in labels for k in range(len(steps))
+                if (constant[label][k] & ~self.blank[label]).any()]
         if flat:
             warnings.warn(
                 f"{check}: some changed models gave constant maps (their Spearman correlations are 0): "

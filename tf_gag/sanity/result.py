@@ -1,5 +1,6 @@
 """`SanityResult`: per-step, per-method, per-image similarities of a sanity check, with means, tables and plots."""
 import json
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,9 @@ class SanityResult:
         to and including it, from the top) or the relative noise level.
       methods: the method labels, in the order given.
       scores: {measure: {method: float64 (steps, N)}} for each measure in
-        `tf_gag.sanity.SIMILARITIES`; NaN where a step was not reached.
+        `tf_gag.sanity.SIMILARITIES`; NaN where a step was not reached, and
+        for an image whose original map is constant (nothing to compare; a
+        warning names it, and `means` leaves it out).
       targets: the (N,) class ids explained, the original model's.
       constant: {method: (steps, N) bool}: where a changed model's map was
         constant (its Spearman correlations are then 0).
@@ -39,7 +42,9 @@ class SanityResult:
         """{method: (steps,) mean over images of ``measure``}."""
         if measure not in SIMILARITIES:
             raise ValueError(f"measure: expected one of {list(SIMILARITIES)}, got {measure!r}")
-        return {method: np.nanmean(values, axis=1) for method, values in self.scores[measure].items()}
+        with warnings.catch_warnings():  # a step where every image is undefined has NaN for its mean
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {method: np.nanmean(values, axis=1) for method, values in self.scores[measure].items()}
 
     def to_markdown(self, measure="spearman_abs"):
         """A Markdown table: one row per step, one column per method, the mean ``measure`` over images."""

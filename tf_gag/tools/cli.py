@@ -245,7 +245,7 @@ def _convert(args):
         raise UserError(f"model: expected a .onnx file or a zoo name {zoo}, got {args.model}")
     model = tf_gag.load_model(args.model, feature=args.feature, cache=args.cache)
     print(f"converted {args.model}: input {tuple(model.input_shape)}, Grad-CAM at "
-          f"{model.metadata.get('gradcam', {}).get('tensor')!r}; cache {cache_dir(args.cache)}")
+          f"{(model.metadata.get('gradcam') or {}).get('tensor')!r}; cache {cache_dir(args.cache)}")
 
 
 def _export(args):
