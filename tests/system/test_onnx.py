@@ -415,3 +415,85 @@ def test_lite0_sanity_checks_randomize_a_copy_of_the_flat_graph(lite0):
     means = result.means("spearman_abs")
     assert means["gb"][0] > 0.9 and means["gb"][0] > means["vg"][0] + 0.3
     np.testing.assert_array_equal(lite0.predict_logits(images, 2), before)
+
+
+class FlattensTheBatch(nn.Module):
+    """A CNN whose head flattens with PyTorch's most common idioms, which export sizes from x.size(0).
+
+    ``x.reshape(x.size(0), -1)`` exports the same graph as ``x.view(x.size(0), -1)``; view itself fails in
+    the guided torch reference (its backward hooks hand it non-contiguous tensors).
+    """
+
+    def __init__(self, idiom):
+        super().__init__()
+        self.idiom = idiom
+        self.conv = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 12, 3, 2, 1), nn.ReLU())
+        self.fc = nn.Linear(12 * (SIZE // 4) ** 2, 5)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.fc(x.reshape(x.size(0), -1) if self.idiom == "size" else x.flatten(1))
+
+
+@pytest.mark.parametrize("idiom", ["size", "flatten"])
+def test_heads_that_flatten_with_the_batch_size_convert(idiom, tmp_path, cache, photos_nchw):
+    """x.view(x.size(0), -1) used to bake batch 1 into the Reshape (onnxruntime: 'GEMM: Dimension mismatch');
+    x.flatten(1) came out in NHWC order. Both now match torch at batch 3 and at batch 1."""
+    net = seeded(lambda: FlattensTheBatch(idiom))
+    path = str(tmp_path / f"{idiom}.onnx")
+    export(net, path, input_size=(SIZE, SIZE))
+    model = tf_gag.load_model(path, cache=cache)
+    assert model.metadata["gradcam"]["shape"] == [SIZE // 4, SIZE // 4, 12]  # the last ReLU of the convolutions
+    for batch in (photos_nchw, photos_nchw[:1]):
+        nhwc = batch.transpose(0, 2, 3, 1)
+        with torch.no_grad():
+            expected = net(torch.tensor(batch)).numpy()
+        assert rel(model.predict_logits(nhwc, 8), expected) < 1e-5
+        target = expected.argmax(axis=1)
+        assert rel(tf_gag.attributions(model, nhwc, "vg", target), torch_gradients(net, batch, target)) < 1e-4
+        guided = torch_gradients(net, batch, target, guided=True)
+        assert rel(tf_gag.attributions(model, nhwc, "gb", target), guided) < 1e-4
+        cam = tf_gag.explain(model, nhwc, "grad_cam", target)
+        np.testing.assert_allclose(cam, torch_gradcam(net, net.conv, batch, target), atol=1e-4)
+
+
+def test_a_model_without_a_convolutional_feature_map_loads_without_grad_cam(tmp_path, cache, photos_nchw):
+    net = seeded(lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, 16), nn.ReLU(), nn.Linear(16, 5)))
+    path = str(tmp_path / "mlp.onnx")
+    export(net, path, input_size=(SIZE, SIZE))
+    model = tf_gag.load_model(path, cache=cache)
+    assert model.metadata["gradcam"] is None
+    nhwc = photos_nchw.transpose(0, 2, 3, 1)
+    with torch.no_grad():
+        target = net(torch.tensor(photos_nchw)).numpy().argmax(axis=1)
+    assert rel(tf_gag.attributions(model, nhwc, "vg", target), torch_gradients(net, photos_nchw, target)) < 1e-4
+    guided = torch_gradients(net, photos_nchw, target, guided=True)
+    assert rel(tf_gag.attributions(model, nhwc, "gb", target), guided) < 1e-4
+    with pytest.raises(ValueError, match="Grad-CAM needs a convolutional feature map and this imported model has none"):
+        tf_gag.explain(model, nhwc, "grad_cam", target)
+
+
+def test_grad_cam_split_skips_4d_tensors_that_convolutions_did_not_make(tmp_path, cache):
+    """Conv -> ReLU -> a 4-D transpose (as attention reshapes tokens): the split is the ReLU, not the transpose."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["act"]),
+        helper.make_node("Transpose", ["act"], ["tokens"], perm=[0, 2, 3, 1]),
+        helper.make_node("Relu", ["tokens"], ["mixed"]),
+        helper.make_node("ReduceMean", ["mixed"], ["logits"], axes=[1, 2], keepdims=0),
+    ]
+    weights = np.random.default_rng(1).normal(size=(4, 3, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        nodes, "tokens",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    onnx.save(model, str(tmp_path / "tokens.onnx"))
+    loaded = tf_gag.load_model(str(tmp_path / "tokens.onnx"), cache=cache)
+    assert loaded.metadata["gradcam"]["tensor"] == "act"
