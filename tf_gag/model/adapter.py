@@ -19,6 +19,7 @@ layer; it exists only while tf_gag traces, under a lock, and delegates unchanged
 to the layer's own ``call`` for every other thread.
 """
 import contextlib
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
@@ -138,11 +139,29 @@ def _check_output(outputs, x):
         )
 
 
+def keras_module(model):
+    """The Keras a model belongs to: ``keras`` (Keras 3), ``tf_keras`` (Keras 2), or None for anything else.
+
+    A tf_keras model is recognised by its classes, so tf_gag never imports
+    tf_keras itself (it is already imported when such a model exists).
+    """
+    if isinstance(model, keras.Model):
+        return keras
+    if any(cls.__name__ == "Model" and cls.__module__.startswith("tf_keras.") for cls in type(model).__mro__):
+        return sys.modules["tf_keras"]
+    return None
+
+
+def is_keras_model(model):
+    """True for a Keras 3 model and for a Keras 2 (``tf_keras``) model."""
+    return keras_module(model) is not None
+
+
 def _walk_layers(model, prefix=""):
     """Yield (path, layer) for every leaf layer, descending into nested models."""
     for layer in getattr(model, "layers", []):
         path = f"{prefix}{layer.name}"
-        if isinstance(layer, keras.Model) or getattr(layer, "layers", None):
+        if is_keras_model(layer) or getattr(layer, "layers", None):
             yield from _walk_layers(layer, path + "/")
         else:
             yield path, layer
@@ -152,9 +171,10 @@ class ModelAdapter:
     """A classifier seen as ``forward(x) -> logits`` on NHWC float batches.
 
     Args:
-      model: a ``keras.Model``; an object from ``tf.saved_model.load`` with a
-        ``logits`` function, a ``__call__``, or a one-output ``serving_default``
-        signature (tried in that order); or any callable from an (N, H, W, C)
+      model: a ``keras.Model`` (Keras 3, or Keras 2 from ``tf_keras``); an
+        object from ``tf.saved_model.load`` with a ``logits`` function, a
+        ``__call__``, or a one-output ``serving_default`` signature (tried in
+        that order); or any callable from an (N, H, W, C)
         float tensor to (N, classes) logits written in TensorFlow ops.
       output: ``"auto"`` (default) differentiates the input of a final
         softmax op when the forward pass ends in one (a softmax ``Dense``, a
@@ -199,7 +219,7 @@ class ModelAdapter:
         self._predict = PerKey(self._compile_predict)
         #: An imported model's flat logits graph (`FlatGraph`), or None.
         self.flat = None
-        if isinstance(model, keras.Model):
+        if is_keras_model(model):
             self.kind = "keras"
             inputs = getattr(model, "inputs", None)
             if inputs and len(inputs) != 1:
@@ -346,7 +366,7 @@ class ModelAdapter:
 
     def find_layer(self, name):
         """The leaf layer with this name or path ('backbone/out_relu')."""
-        if isinstance(name, keras.layers.Layer):
+        if not isinstance(name, str):  # a layer object (Keras 3 or tf_keras)
             return name
         found = [layer for path, layer in self.layers() if name in (path, layer.name)]
         if len(found) == 1:

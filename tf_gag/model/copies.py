@@ -1,16 +1,14 @@
 """A copy of a model with weights of its own, for checks that re-draw weights (`tf_gag.sanity`).
 
-The user's model is never modified: a Keras model is cloned
-(``keras.models.clone_model``) and given the original's weights; an imported
+The user's model is never modified: a Keras model is cloned (``clone_model``
+of its Keras: Keras 3 or tf_keras) and given the original's weights; an imported
 model's flat graph is imported with a ``tf.Variable`` in place of each weight
 constant. Either way the copy's weights are variables that compiled
 explainers read at run time, so re-drawing them needs no re-tracing.
 """
 from dataclasses import dataclass
 
-import keras
-
-from .adapter import ModelAdapter, _walk_layers
+from .adapter import ModelAdapter, _walk_layers, keras_module
 
 #: A normalisation layer's running statistics: state, not learned weights.
 _STATISTICS = ("moving_mean", "moving_variance")
@@ -31,11 +29,11 @@ def _learned(layer):
 
 def _keras_copy(adapter):
     try:
-        clone = keras.models.clone_model(adapter.model)
+        clone = keras_module(adapter.model).models.clone_model(adapter.model)
         clone.set_weights(adapter.model.get_weights())
     except Exception as exc:  # clone_model raises many kinds (subclassed models without get_config, ...)
         raise ValueError(
-            f"model: its weights cannot be copied (keras.models.clone_model: {type(exc).__name__}: {exc}); the "
+            f"model: its weights cannot be copied (clone_model: {type(exc).__name__}: {exc}); the "
             "sanity checks re-draw the weights of a copy and never of the model itself. Give the model a "
             "get_config (a functional or Sequential model always has one)"
         ) from None
