@@ -208,13 +208,15 @@ def sanity_figure(result, measures=("spearman_abs", "spearman", "ssim"), *, path
     labels = ["original"] + [str(step) for step in result.steps]
     fig, axes = _figure(1, len(measures), (max(4.2, 0.28 * len(labels) + 2.0) * len(measures), 4.2))
     for ax, measure in zip(axes[0], measures):
-        for method, mean in result.means(measure).items():
+        means = result.means(measure)
+        for method, mean in means.items():
             ax.plot(range(len(labels)), np.concatenate([[1.0], mean]), marker="o", markersize=3, label=method)
+        lowest = min([0.0] + [float(np.nanmin(m)) for m in means.values() if np.isfinite(m).any()])
         ax.set_title(f"{titles[measure]} — {result.check}", fontsize=10)
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, rotation=75, ha="right", fontsize=6)
         ax.set_ylabel("similarity to the original maps")
-        ax.set_ylim(-0.3 if measure != "ssim" else 0.0, 1.05)
+        ax.set_ylim(min(lowest, 0.0) - 0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
