@@ -97,8 +97,30 @@ def _simplify(model, input_name, chw):
         if len(dims):
             dims[0].dim_param = "batch"
     del simplified.graph.value_info[:]
+    _constants_as_initializers(simplified)
     _free_batch(simplified, input_name, at_batch_1)
     return onnx.shape_inference.infer_shapes(simplified)
+
+
+def _constants_as_initializers(model):
+    """Move ``Constant`` nodes (onnxsim keeps some, e.g. attention's 1/sqrt(d)) into initializers.
+
+    onnx2tf turns a Constant node's scalar into a Python number that then
+    ends up where a Keras tensor must be (measured on a small ViT: "Output
+    tensors of a Functional model must be the output of a TensorFlow
+    `Layer`"); as an initializer it converts.
+    """
+    from onnx import numpy_helper
+
+    kept = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(node.attribute[0].t),
+                                                                   node.output[0]))
+        else:
+            kept.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
 
 
 def _static_shapes(model):
@@ -413,7 +435,9 @@ class Imported(tf.Module):
     """The converted network as three NHWC functions (see the module docstring).
 
     The tf_keras models are only closed over, not tracked: the SavedModel then
-    holds plain functions and loads without tf_keras.
+    holds plain functions and loads without tf_keras. The variables onnx2tf
+    made (e.g. LayerNormalization's scale) are tracked as a plain list, so the
+    functions that read them can be saved.
     """
 
     def __init__(self, backbone, head, chw, feature_shape, channels_first):
@@ -422,6 +446,7 @@ class Imported(tf.Module):
         def nhwc(f):
             return tf.transpose(f, [0, 2, 3, 1]) if channels_first else f
 
+        self.weights = [v for part in (backbone, head) for v in getattr(part, "variables", [])]
         image = tf.TensorSpec((None, chw[1], chw[2], chw[0]), tf.float32)
         features = tf.TensorSpec((None,) + tuple(feature_shape), tf.float32)
         self.features = tf.function(lambda x: nhwc(backbone(x)), input_signature=[image])

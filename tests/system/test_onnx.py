@@ -497,3 +497,62 @@ def test_grad_cam_split_skips_4d_tensors_that_convolutions_did_not_make(tmp_path
     onnx.save(model, str(tmp_path / "tokens.onnx"))
     loaded = tf_gag.load_model(str(tmp_path / "tokens.onnx"), cache=cache)
     assert loaded.metadata["gradcam"]["tensor"] == "act"
+
+
+class _Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads, self.qkv, self.out = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        n, t, d = x.shape
+        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attention = (q @ k.transpose(-2, -1) / (d // self.heads) ** 0.5).softmax(dim=-1)
+        return self.out((attention @ v).transpose(1, 2).reshape(n, t, d))
+
+
+class _Block(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1, self.attention, self.norm2 = nn.LayerNorm(dim), _Attention(dim, heads), nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyViT(nn.Module):
+    """Patch embedding, class token (expanded with x.shape[0]), attention, LayerNorm, GELU: a small ViT."""
+
+    def __init__(self, dim=32, patch=16, classes=5):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, patch, patch)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos = nn.Parameter(torch.randn(1, 1 + (SIZE // patch) ** 2, dim) * 0.02)
+        self.blocks = nn.Sequential(_Block(dim, 4), _Block(dim, 4))
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+def test_a_small_vision_transformer_converts_and_explains(tmp_path, cache, photos_nchw):
+    """It used to fail to load (the Grad-CAM split picked an attention transpose); now: logits and gradients equal
+    torch's at batch 3 and 1, and Grad-CAM uses the patch embedding's grid (the last map convolutions made)."""
+    net = seeded(TinyViT)
+    path = str(tmp_path / "vit.onnx")
+    export(net, path, input_size=(SIZE, SIZE))
+    model = tf_gag.load_model(path, cache=cache)
+    assert model.metadata["gradcam"]["shape"] == [SIZE // 16, SIZE // 16, 32]
+    for batch in (photos_nchw, photos_nchw[:1]):
+        nhwc = batch.transpose(0, 2, 3, 1)
+        with torch.no_grad():
+            expected = net(torch.tensor(batch)).numpy()
+        assert rel(model.predict_logits(nhwc, 8), expected) < 1e-5
+        target = expected.argmax(axis=1)
+        assert rel(tf_gag.attributions(model, nhwc, "vg", target), torch_gradients(net, batch, target)) < 1e-4
+        cam = tf_gag.explain(model, nhwc, "grad_cam", target)
+        np.testing.assert_allclose(cam, torch_gradcam(net, net.patch, batch, target), atol=1e-4)
