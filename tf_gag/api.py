@@ -81,6 +81,8 @@ class Explainer:
         self.parts = build_parts(self.preset, variant, self.options, black)
         self._engine = Engine(self.adapter, self.parts)
         self.strategy = check_strategy(strategy)
+        if strategy is not None and self.adapter.other_inputs:
+            raise ValueError("strategy: a model with inputs besides the image runs on one device; pass strategy=None")
         if strategy is not None and not self.runs_in_graph:
             raise ValueError(
                 f"strategy: {self.preset.name} chooses each step from the previous gradients on the host and "
@@ -109,43 +111,51 @@ class Explainer:
         """(images, targets) -> raw attributions as TF ops, for serving graphs and replicas."""
         return self._engine.graph_attributions(tuple(image_shape), self.seed)
 
-    def _prepare(self, images, targets):
+    def _prepare(self, images, targets, inputs=None):
         images = as_image_batch(images, self.adapter.input_shape)
+        context = self.adapter.check_inputs(inputs, len(images))
         # Top classes need every image's logits; explicit targets only the class count (two images, so a model
         # whose rows do not follow the batch is caught here, not inside a gradient chunk).
-        probe = images if targets is None else images[:2]
-        logits = self.adapter.predict_logits(probe, self.batch_size)
+        probe = slice(None) if targets is None else slice(0, 2)
+        logits = self.adapter.predict_logits(images[probe], self.batch_size, context=tuple(c[probe] for c in context))
         ids = resolve_targets(targets, len(images), logits.shape[1], predicted=lambda: logits.argmax(axis=1))
-        return images, ids
+        return images, ids, context
 
-    def attributions(self, images, targets=None, *, on_progress=None):
+    def attributions(self, images, targets=None, *, inputs=None, on_progress=None):
         """Raw, unreduced attributions: float32 (N, H, W, C); Grad-CAM gives (N, H, W, 1).
 
-        ``on_progress(k)`` is called after every chunk with the number of
-        forward+backward passes it ran. If a chunk fails, the
+        ``inputs``: a multi-input model's other inputs, one row per image
+        (`ModelAdapter.check_inputs`); they are held fixed while the image is
+        perturbed. ``on_progress(k)`` is called after every chunk with the
+        number of forward+backward passes it ran. If a chunk fails, the
         `PartialResultError` raised holds the attributions of the images
         already finished (``partial``, ``completed``).
         """
-        return self._attributions(*self._prepare(images, targets), on_progress)
+        return self._attributions(*self._prepare(images, targets, inputs), on_progress)
 
-    def _attributions(self, images, ids, on_progress):
+    def _attributions(self, images, ids, context, on_progress):
         return self._engine.attributions(
-            images, ids, batch_size=self.batch_size, seed=self.seed, strategy=self.strategy, on_progress=on_progress
+            images, ids, batch_size=self.batch_size, seed=self.seed, strategy=self.strategy, on_progress=on_progress,
+            context=context,
         )
 
-    def explain(self, images, targets=None, *, on_progress=None):
+    def explain(self, images, targets=None, *, inputs=None, on_progress=None):
         """Saliency maps: float32 (N, H, W), each min-max normalised to [0, 1].
 
         Channels are reduced by summing absolute values; a constant map
         becomes all zeros. ``images`` may be a `tf.data.Dataset`: its labels
         (if any) are the targets, and it is streamed batch by batch.
+        ``inputs`` as for `attributions`.
         """
         if data.is_dataset(images):
+            if inputs is not None or self.adapter.other_inputs:
+                raise ValueError("images: a tf.data.Dataset is explained for one-input models; for a model with "
+                                 "other inputs pass arrays and inputs=")
             return self._explain_dataset(images, targets, on_progress)
-        return self._maps(*self._prepare(images, targets), on_progress)
+        return self._maps(*self._prepare(images, targets, inputs), on_progress)
 
-    def _maps(self, images, ids, on_progress):
-        maps = ops.normalize_maps(ops.reduce_channels(self._attributions(images, ids, on_progress)))
+    def _maps(self, images, ids, context, on_progress):
+        maps = ops.normalize_maps(ops.reduce_channels(self._attributions(images, ids, context, on_progress)))
         if self.reverse is not None:
             maps = reverse_maps(maps, *self.reverse)
         return maps.numpy().astype(np.float32)
@@ -157,8 +167,8 @@ class Explainer:
         belong to; targets are its labels, or the top classes without labels.
         """
         for batch in data.batches(dataset, self.batch_size):
-            images, ids = self._prepare(batch["image"], batch.get("label"))
-            yield self._maps(images, ids, on_progress), ids, batch
+            images, ids, context = self._prepare(batch["image"], batch.get("label"))
+            yield self._maps(images, ids, context, on_progress), ids, batch
 
     def _explain_dataset(self, dataset, targets, on_progress):
         if targets is not None:
@@ -220,7 +230,7 @@ def explainer_for(model, method, **settings):
     return _EXPLAINERS.get(model, {"method": method, **settings}, lambda: Explainer(model, method, **settings))
 
 
-def explain(model, images, method="guided_absolute_grad", targets=None, *, batch_size=32, seed=0,
+def explain(model, images, method="guided_absolute_grad", targets=None, *, inputs=None, batch_size=32, seed=0,
             variant=None, reverse=None, strategy=None, **method_options):
     """Saliency maps for a batch of images in one call.
 
@@ -229,21 +239,25 @@ def explain(model, images, method="guided_absolute_grad", targets=None, *, batch
     one (H, W, C) image, or a `tf.data.Dataset` of images[, labels[, masks]]
     streamed ``batch_size`` images at a time (its labels are the targets).
     ``targets``: None (each image's top class), an int, N ints, or
-    (N, classes) one-hot. ``strategy``: a `tf.distribute.Strategy` to split
-    each batch across. See `Explainer` for the rest.
+    (N, classes) one-hot. ``inputs``: the other inputs of a multi-input
+    Keras model, one row per image ({name: array}; the image input is its
+    only 4-D one, or ``ModelAdapter(model, image_input=...)``); they are held
+    fixed while the image is explained. ``strategy``: a
+    `tf.distribute.Strategy` to split each batch across. See `Explainer` for
+    the rest.
     """
     explainer = explainer_for(
         model, method, batch_size=batch_size, seed=seed, variant=variant, reverse=reverse, strategy=strategy,
         **method_options
     )
-    return explainer.explain(images, targets)
+    return explainer.explain(images, targets, inputs=inputs)
 
 
-def attributions(model, images, method="guided_absolute_grad", targets=None, *, batch_size=32, seed=0,
+def attributions(model, images, method="guided_absolute_grad", targets=None, *, inputs=None, batch_size=32, seed=0,
                  variant=None, **method_options):
-    """Raw (N, H, W, C) attributions, before channel reduction and normalisation."""
+    """Raw (N, H, W, C) attributions, before channel reduction and normalisation (``inputs`` as for `explain`)."""
     explainer = explainer_for(model, method, batch_size=batch_size, seed=seed, variant=variant, **method_options)
-    return explainer.attributions(images, targets)
+    return explainer.attributions(images, targets, inputs=inputs)
 
 
 def list_methods():

@@ -126,8 +126,8 @@ def _black(preprocessing, channels):
 
 
 def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None, masks=None,
-             metrics=("rcap", "dauc", "iauc"), *, batch_size=32, preprocessing=None, seed=0, method_options=None,
-             strategy=None, on_progress=None, **moved):
+             metrics=("rcap", "dauc", "iauc"), *, inputs=None, batch_size=32, preprocessing=None, seed=0,
+             method_options=None, strategy=None, on_progress=None, **moved):
     """Score saliency maps of ``images`` with the paper's metrics.
 
     Args:
@@ -144,6 +144,9 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
       targets: None (each image's top class), an int, N ints or one-hot rows.
       masks: (N, H, W) ground-truth object masks, for ``log_cosh_dice``
         (binary), ``mae`` and ``sqrt_mae`` (values in [0, 1]).
+      inputs: a multi-input Keras model's other inputs, one row per image
+        (as for `explain`); revealed, deleted and inserted images change only
+        the explained image input, the other inputs stay each image's own.
       metrics: metric objects from `tf_gag.metrics` (``RCAP``, ``Deletion``,
         ``Insertion``, ``LogCoshDice``, ``MAE``), which own their options, or
         names from ``METRICS`` for the default objects, or a mix; one result
@@ -195,21 +198,27 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
         if targets is not None or masks is not None:
             raise ValueError("targets, masks: with a tf.data.Dataset they come from its (image, label, mask) "
                              "elements; pass targets=None and masks=None")
+        if inputs is not None or adapter.other_inputs:
+            raise ValueError("images: a tf.data.Dataset is evaluated for one-input models; for a model with other "
+                             "inputs pass arrays and inputs=")
         source, total = _dataset_batches(images, adapter, batch_size), None
     else:
         images = as_image_batch(images, adapter.input_shape)
         n = len(images)
+        context = adapter.check_inputs(inputs, n)
         maps = None if explainer is not None else as_map_batch(maps_or_method, n, images.shape[1:3])
         if mask_metrics and masks is None:
             raise ValueError(f"masks: metrics {mask_metrics} compare maps with ground-truth masks; pass masks=")
         if masks is not None:
             masks = as_mask_batch(masks, n, images.shape[1:3], binary=binary_masks)
         # Top classes need every image's logits; explicit targets only the class count and the logits check.
-        logits = adapter.predict_logits(images if targets is None else images[:1], batch_size, warn=False)
+        probe = slice(None) if targets is None else slice(0, 1)
+        logits = adapter.predict_logits(images[probe], batch_size, warn=False, context=tuple(c[probe] for c in context))
         adapter.require_logits(logits)
         ids = resolve_targets(targets, n, logits.shape[1], predicted=lambda: logits.argmax(axis=1))
         source = (
-            (images[rows], ids[rows], None if maps is None else maps[rows], None if masks is None else masks[rows])
+            (images[rows], ids[rows], None if maps is None else maps[rows], None if masks is None else masks[rows],
+             tuple(c[rows] for c in context))
             for rows in (slice(start, start + batch_size) for start in range(0, n, batch_size))
         )
         total = n
@@ -222,13 +231,14 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
             batch = next(source, None)
             if batch is None:
                 break
-            batch_images, batch_ids, batch_maps, batch_masks = batch
+            batch_images, batch_ids, batch_maps, batch_masks, batch_context = batch
             height, width, channels = batch_images.shape[1:]
             if black is None:  # options that depend on the image size, checked once
                 collected.axes = {m.name: m.curve_axis(height, width) for m in metrics}
                 black = _black(preprocessing or adapter.preprocessing, channels)
             if batch_maps is None:
-                batch_maps = explainer.explain(batch_images, batch_ids)
+                others = {o.name: c for o, c in zip(adapter.other_inputs, batch_context)} if batch_context else None
+                batch_maps = explainer.explain(batch_images, batch_ids, inputs=others)
             if total is None and mask_metrics:
                 if batch_masks is None:
                     raise ValueError(f"masks: metrics {mask_metrics} need ground-truth masks; the dataset's elements "
@@ -236,7 +246,8 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
                 batch_masks = as_mask_batch(np.squeeze(batch_masks, axis=-1) if batch_masks.ndim == 4
                                             else batch_masks, len(batch_images), (height, width),
                                             binary=binary_masks)
-            scored = Batch(scorer, batch_images, batch_maps, batch_ids, batch_masks, black, batch_size)
+            scored = Batch(scorer.bound(batch_context), batch_images, batch_maps, batch_ids, batch_masks, black,
+                           batch_size)
             part = {m.name: m.score(scored) for m in metrics}
         except Exception as exc:
             done = collected.count
@@ -263,14 +274,14 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
 
 
 def _dataset_batches(dataset, adapter, batch_size):
-    """(images, targets, None, masks) per batch of a Dataset: labels or top classes as targets."""
+    """(images, targets, None, masks, no other inputs) per batch of a Dataset: labels or top classes as targets."""
     for batch in data.batches(dataset, batch_size):
         images = as_image_batch(batch["image"], adapter.input_shape)
         logits = adapter.predict_logits(images, batch_size, warn=False)
         adapter.require_logits(logits)
         ids = resolve_targets(batch.get("label"), len(images), logits.shape[1],
                               predicted=lambda logits=logits: logits.argmax(axis=1))
-        yield images, ids, None, batch.get("mask")
+        yield images, ids, None, batch.get("mask"), ()
 
 
 class _Collected:

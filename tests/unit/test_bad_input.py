@@ -88,11 +88,15 @@ def test_kernel_too_large_for_image(small):
         tf_gag.explain(small[0], small[1], "blur_ig", kernel_size=41)
 
 
-def test_multi_input_model_is_refused():
-    a, b = keras.Input((4, 4, 3)), keras.Input((2,))
+def test_multi_input_model_without_its_other_inputs_or_with_two_images():
+    a, b = keras.Input((4, 4, 3), name="a"), keras.Input((2,), name="b")
     out = keras.layers.Dense(2)(keras.layers.Concatenate()([keras.layers.Flatten()(a), b]))
-    with pytest.raises(ValueError, match="model: has 2 inputs"):
+    with pytest.raises(ValueError, match=r"inputs: the model also takes \['b'\] besides the image 'a'"):
         tf_gag.explain(keras.Model([a, b], out), np.zeros((1, 4, 4, 3)))
+    c = keras.Input((4, 4, 3), name="c")
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(a), keras.layers.Flatten()(c)])
+    with pytest.raises(ValueError, match="image_input: the model's inputs are .*; name the image input"):
+        tf_gag.explain(keras.Model([a, c], keras.layers.Dense(2)(joined)), np.zeros((1, 4, 4, 3)))
 
 
 def test_not_a_model():

@@ -103,12 +103,14 @@ class Engine:
         @tf.function(
             input_signature=[
                 image_spec, index_spec, p.modification.param_specs(image_shape), index_spec, index_spec,
-                tf.TensorSpec((), tf.int32), state_spec,
+                tf.TensorSpec((), tf.int32), state_spec, adapter.context_specs(),
             ]
         )
-        def step(images, targets, params, image_index, sample_index, seed, state):
+        def step(images, targets, params, image_index, sample_index, seed, state, context):
             inputs = p.modification.inputs(images, params, image_index, sample_index, seed)
-            grads, wrt = chunk_gradients(adapter, p.rule, source, inputs, tf.gather(targets, image_index), p.objective)
+            rows = tuple(tf.gather(c, image_index) for c in context)  # other inputs follow each job's image
+            grads, wrt = chunk_gradients(adapter, p.rule, source, inputs, tf.gather(targets, image_index), p.objective,
+                                         rows)
             contributions = source.contributions(
                 p.modification, grads, wrt, images, params, image_index, sample_index, inputs, seed
             )
@@ -121,8 +123,11 @@ class Engine:
 
     # ----- runners ---------------------------------------------------------------
 
-    def attributions(self, images, targets, *, batch_size, seed, strategy=None, on_progress=None):
-        """Raw float32 attributions, (N, H, W, C) or (N, H, W, 1), for validated images and targets."""
+    def attributions(self, images, targets, *, batch_size, seed, strategy=None, on_progress=None, context=()):
+        """Raw float32 attributions, (N, H, W, C) or (N, H, W, 1), for validated images and targets.
+
+        ``context``: a multi-input model's other inputs, (N, ...) arrays (`ModelAdapter.check_inputs`).
+        """
         shape = tuple(images.shape[1:])
         self.parts.modification.validate_image_shape(shape)
         result = np.zeros((len(images),) + self.attribution_shape(shape), np.float32)
@@ -135,12 +140,12 @@ class Engine:
             return fill_rows(result, parts, lambda rows: run(images[rows], targets[rows]).numpy(), what, on_progress)
         groups = ((rows, 0) for rows in _slices(len(images), batch_size))
         if self.parts.modification.sequential:
-            group = self._walk_group(images, targets, seed, on_progress)
+            group = self._walk_group(images, targets, seed, on_progress, context)
         else:
-            group = self._chunked_group(images, targets, batch_size, seed, on_progress)
+            group = self._chunked_group(images, targets, batch_size, seed, on_progress, context)
         return fill_rows(result, groups, group, what)
 
-    def _chunked_group(self, images, targets, batch_size, seed, on_progress):
+    def _chunked_group(self, images, targets, batch_size, seed, on_progress, context):
         """``rows -> attributions`` of one group: its jobs sample-major, in chunks of ``batch_size``."""
         p = self.parts
         shape = tuple(images.shape[1:])
@@ -152,17 +157,19 @@ class Engine:
             size = rows.stop - rows.start
             total = size * p.modification.n_jobs
             inputs = (tf.constant(images[rows]), tf.constant(targets[rows]), tuple(x[rows] for x in params))
+            others = tuple(tf.constant(c[rows]) for c in context)
             state = p.fold.empty(size, self.attribution_shape(shape))
             for start in range(0, total, batch_size):
                 jobs = np.arange(start, min(start + batch_size, total))
-                state = step(*inputs, (jobs % size).astype(np.int32), (jobs // size).astype(np.int32), seed, state)
+                state = step(*inputs, (jobs % size).astype(np.int32), (jobs // size).astype(np.int32), seed, state,
+                             others)
                 if on_progress is not None:
                     on_progress(len(jobs))
             return p.fold.finalize(state).numpy()
 
         return group
 
-    def _walk_group(self, images, targets, seed, on_progress):
+    def _walk_group(self, images, targets, seed, on_progress, context):
         """``rows -> attributions`` of one group of a sequential modification, step by step."""
         p = self.parts
         gradients = self._gradients.get(tuple(images.shape[1:]))
@@ -170,9 +177,11 @@ class Engine:
         def group(rows):
             size = rows.stop - rows.start
             chunk_targets = tf.constant(targets[rows])
+            others = tuple(tf.constant(c[rows]) for c in context)
             state = p.fold.empty(size, images.shape[1:])
             index = tf.range(size, dtype=tf.int32)
-            for contributions in p.modification.walk(images[rows], lambda x: gradients(x, chunk_targets), seed):
+            walked = p.modification.walk(images[rows], lambda x: gradients(x, chunk_targets, others), seed)
+            for contributions in walked:
                 state = p.fold.update(state, tf.constant(contributions), p.interpretation, index)
                 if on_progress is not None:
                     on_progress(size * p.modification.passes_per_job)
@@ -184,7 +193,8 @@ class Engine:
         """``(images, targets) -> raw attributions`` as TF ops: every sample of every image in one graph.
 
         Methods that choose each step on the host (Guided IG) cannot run in a
-        graph: check `runs_in_graph` first.
+        graph: check `runs_in_graph` first. One-input models only (serving and
+        tf.distribute refuse models with other inputs).
         """
         image_shape = tuple(image_shape)
         p = self.parts
@@ -198,7 +208,7 @@ class Engine:
             index = tf.range(tf.shape(images)[0], dtype=tf.int32)
 
             def body(k, state):  # one sample of every image: a batch of N passes
-                merged = step(images, targets, params, index, tf.fill(tf.shape(index), k), seed, state)
+                merged = step(images, targets, params, index, tf.fill(tf.shape(index), k), seed, state, ())
                 # The step's signature forgets static shapes; the loop needs them unchanged.
                 return k + 1, tf.nest.map_structure(lambda new, old: tf.ensure_shape(new, old.shape), merged, state)
 

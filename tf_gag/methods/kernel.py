@@ -26,19 +26,20 @@ def class_scores(logits, targets, objective="logit"):
     return tf.gather(logits, targets, axis=1, batch_dims=1)
 
 
-def chunk_gradients(adapter, rule, source, inputs, targets, objective="logit"):
+def chunk_gradients(adapter, rule, source, inputs, targets, objective="logit", context=()):
     """(gradients, source values) of each input's target score, for a chunk.
 
     ``source`` is a bound `tf_gag.methods.sources` source: the gradient is
     taken with respect to ``inputs`` or to the captured layer's activations.
+    ``context``: a multi-input model's other inputs, row by row with ``inputs``.
     Scores are summed over the chunk before differentiating; the model runs in
     inference mode, so input i only influences score i and one backward pass
     serves the whole chunk.
     """
     if source.capture is None:
-        logits, captured = adapter.forward(inputs, rule=rule), None
+        logits, captured = adapter.forward(inputs, rule=rule, context=context), None
     else:
-        logits, captured = adapter.forward(inputs, rule=rule, capture=source.capture)
+        logits, captured = adapter.forward(inputs, rule=rule, capture=source.capture, context=context)
     wrt = source.wrt(inputs, captured)
     scores = class_scores(logits, targets, objective)
     (grads,) = tf.gradients(tf.reduce_sum(scores), [wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -46,7 +47,10 @@ def chunk_gradients(adapter, rule, source, inputs, targets, objective="logit"):
 
 
 def compile_gradients(adapter, image_shape, rule=None, objective="logit"):
-    """A tf.function ``(inputs (B, H, W, C), targets (B,)) -> input gradients`` (the raw passes)."""
+    """A tf.function ``(inputs (B, H, W, C), targets (B,), context) -> input gradients`` (the raw passes).
+
+    ``context``: the other inputs of a multi-input model for the B rows (() otherwise).
+    """
 
     rule, source = rule or Plain(), BoundInput(tuple(image_shape))
 
@@ -54,9 +58,10 @@ def compile_gradients(adapter, image_shape, rule=None, objective="logit"):
         input_signature=[
             tf.TensorSpec((None,) + tuple(image_shape), tf.float32),
             tf.TensorSpec((None,), tf.int32),
+            adapter.context_specs(),
         ]
     )
-    def gradients(inputs, targets):
-        return chunk_gradients(adapter, rule, source, inputs, targets, objective)[0]
+    def gradients(inputs, targets, context):
+        return chunk_gradients(adapter, rule, source, inputs, targets, objective, context)[0]
 
     return gradients

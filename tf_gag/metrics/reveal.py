@@ -88,22 +88,28 @@ class RevealScorer:
         images = tf.TensorSpec((None,) + image_shape, tf.float32)
         maps = tf.TensorSpec((None,) + image_shape[:2], tf.float32)
         index = tf.TensorSpec((None,), tf.int32)
-        spec = [index, tf.TensorSpec((None,), tf.float32), index, images, images, maps, tf.TensorSpec((), tf.bool)]
+        spec = [index, tf.TensorSpec((None,), tf.float32), index, images, images, maps, tf.TensorSpec((), tf.bool),
+                self.adapter.context_specs()]
 
         @tf.function(input_signature=spec)
-        def score(image_index, thresholds, targets, reveal, hide, maps, strict):
+        def score(image_index, thresholds, targets, reveal, hide, maps, strict, context):
             def rows(x):  # each job's image; a one-row reveal or hide (black, a fill) serves every image
                 return tf.gather(x, tf.minimum(image_index, tf.shape(x)[0] - 1))
 
             t = thresholds[:, tf.newaxis, tf.newaxis]
             job_maps = rows(maps)
             mask = tf.where(strict, job_maps > t, job_maps >= t)[..., tf.newaxis]
-            outputs = self.adapter.forward(tf.where(mask, rows(reveal), rows(hide)))
+            others = tuple(rows(c) for c in context)  # only the explained image is revealed or deleted
+            outputs = self.adapter.forward(tf.where(mask, rows(reveal), rows(hide)), context=others)
             return tf.gather(self.adapter.probabilities(outputs), targets, batch_dims=1)
 
-        return SplitRunner(self.strategy, score, shared_count=4)
+        return SplitRunner(self.strategy, score, shared_count=5)
 
-    def probabilities(self, reveal, hide, maps, thresholds, targets, *, convention, batch_size):
+    def bound(self, context):
+        """This scorer with a multi-input model's other inputs for the images scored next (one row each)."""
+        return _Bound(self, tuple(context))
+
+    def probabilities(self, reveal, hide, maps, thresholds, targets, *, convention, batch_size, context=()):
         """(N, K) probabilities of the target class for every image i and step k.
 
         Args:
@@ -112,6 +118,7 @@ class RevealScorer:
           maps: (N, H, W) saliency maps.
           thresholds: (N, K) from `step_thresholds`.
           targets: (N,) class ids.
+          context: a multi-input model's other inputs, (N, ...) each.
 
         The images, maps and fills enter the compiled function once per call
         as tensors; each chunk of (image, step) jobs passes only indices,
@@ -122,7 +129,7 @@ class RevealScorer:
         n, k = thresholds.shape
         image_shape = tuple(np.broadcast_shapes(np.shape(reveal), np.shape(hide))[1:])
         shared = (_per_image(reveal, n, image_shape), _per_image(hide, n, image_shape), tf.constant(maps),
-                  tf.constant(convention == "reference"))
+                  tf.constant(convention == "reference"), tuple(tf.constant(c) for c in context))
         score = self._score_fn(image_shape)
         image_of = np.repeat(np.arange(n, dtype=np.int32), k)
         target_of = np.repeat(np.asarray(targets, np.int32), k)
@@ -133,6 +140,16 @@ class RevealScorer:
             jobs = slice(start, min(start + chunk, n * k))
             out[jobs] = score(image_of[jobs], flat_thresholds[jobs], target_of[jobs], *shared).numpy()
         return out.reshape(n, k)
+
+
+class _Bound:
+    """`RevealScorer.probabilities` with the other inputs of a batch's images filled in (`RevealScorer.bound`)."""
+
+    def __init__(self, scorer, context):
+        self.scorer, self.context = scorer, context
+
+    def probabilities(self, *args, **kwargs):
+        return self.scorer.probabilities(*args, context=self.context, **kwargs)
 
 
 def _per_image(values, n, image_shape):

@@ -157,6 +157,37 @@ def is_keras_model(model):
     return keras_module(model) is not None
 
 
+@dataclass(frozen=True)
+class OtherInput:
+    """An input of a multi-input model that is not the explained image: given per image, held fixed."""
+
+    name: str
+    shape: tuple
+    dtype: tf.DType
+
+
+def _input_name(tensor):
+    return getattr(tensor, "name", "").split(":")[0]
+
+
+def _split_inputs(model, image_input):
+    """(image input name, (OtherInput, ...)) of a Keras model with several inputs."""
+    shapes = {_input_name(t): tuple(t.shape[1:]) for t in model.inputs}
+    if image_input is None:
+        images = [name for name, shape in shapes.items() if len(shape) == 3]
+        if len(images) != 1:
+            raise ValueError(f"image_input: the model's inputs are {shapes}; name the image input to explain, "
+                             "e.g. ModelAdapter(model, image_input='image')")
+        image_input = images[0]
+    elif image_input not in shapes:
+        raise ValueError(f"image_input: the model has no input named {image_input!r}; its inputs are {shapes}")
+    if len(shapes[image_input]) != 3:
+        raise ValueError(f"image_input: {image_input!r} has shape {shapes[image_input]}, not an (H, W, C) image")
+    others = tuple(OtherInput(_input_name(t), tuple(t.shape[1:]), tf.as_dtype(t.dtype))
+                   for t in model.inputs if _input_name(t) != image_input)
+    return image_input, others
+
+
 def _walk_layers(model, prefix=""):
     """Yield (path, layer) for every leaf layer, descending into nested models."""
     for layer in getattr(model, "layers", []):
@@ -187,6 +218,11 @@ class ModelAdapter:
       classes: class names in output order, when known (for display).
       metadata: what an importer knows about the model (`tf_gag.load_model`
         fills it from the converter's ``metadata.json``).
+      image_input: for a Keras model with several inputs, the name of the
+        image input that is explained (default: its only 4-D input). The
+        others (``other_inputs``) are given per image with ``inputs=`` to
+        `explain`, `evaluate`, ...; they are held fixed while the image
+        changes (see `check_inputs`).
 
     A SavedModel written by tf_gag's ONNX converter (``features``, ``head``
     and ``logits`` functions, and the flat ``logits.pb`` beside it) is an
@@ -199,7 +235,7 @@ class ModelAdapter:
     each get their own graph; caches are locked.
     """
 
-    def __init__(self, model, *, output="auto", preprocessing=None, classes=None, metadata=None):
+    def __init__(self, model, *, output="auto", preprocessing=None, classes=None, metadata=None, image_input=None):
         if isinstance(model, ModelAdapter):
             raise TypeError("model: already a ModelAdapter; pass it directly to explain()")
         if output not in ("auto", "logits", "probabilities"):
@@ -219,15 +255,16 @@ class ModelAdapter:
         self._predict = PerKey(self._compile_predict)
         #: An imported model's flat logits graph (`FlatGraph`), or None.
         self.flat = None
+        #: A multi-input Keras model's inputs besides the image: ``OtherInput``s, in the model's order.
+        self.other_inputs = ()
+        self._image_name = None
+        if image_input is not None and not (is_keras_model(model) and len(getattr(model, "inputs", None) or []) > 1):
+            raise ValueError("image_input: names the image input of a Keras model with several inputs; this model "
+                             "has one input")
         if is_keras_model(model):
             self.kind = "keras"
-            inputs = getattr(model, "inputs", None)
-            if inputs and len(inputs) != 1:
-                raise ValueError(
-                    f"model: has {len(inputs)} inputs; tf_gag explains classifiers of one image "
-                    "input. Wrap it in a function of the image, e.g. "
-                    "`lambda x: model([x, fixed_other_inputs])`."
-                )
+            if len(getattr(model, "inputs", None) or []) > 1:
+                self._image_name, self.other_inputs = _split_inputs(model, image_input)
             self._call = lambda x: model(x, training=False)
         elif all(callable(getattr(model, name, None)) for name in ("features", "head", "logits")):
             self.kind = "imported"
@@ -266,18 +303,20 @@ class ModelAdapter:
         if self.kind == "imported" and "input" in self.metadata:
             return tuple(self.metadata["input"]["shape"])
         if self.kind == "keras" and getattr(self.model, "inputs", None):
-            shape = tuple(self.model.inputs[0].shape[1:])
+            image = next(t for t in self.model.inputs if self._image_name in (None, _input_name(t)))
+            shape = tuple(image.shape[1:])
             return shape if len(shape) == 3 else None
         return None
 
-    def forward(self, x, *, rule=_PLAIN, capture=None):
+    def forward(self, x, *, rule=_PLAIN, capture=None, context=()):
         """Logits for ``x``; with ``capture``, also the captured layer's output.
 
         Call inside a ``tf.function``. ``rule`` is the backward rule
         (`tf_gag.methods.rules`) the traced ops get; ``capture`` is a Keras
         layer whose output of this very forward pass is returned beside the
         logits (for an imported model, its feature tensor whatever ``capture``
-        names).
+        names). ``context``: the other inputs of a multi-input model, one
+        tensor per `other_inputs` entry with ``x``'s rows.
         """
         if self.kind == "imported":
             return self._imported_forward(x, rule, capture)
@@ -287,7 +326,7 @@ class ModelAdapter:
             if capture is not None:
                 record = lambda path, layer, out: captured.append(out)
                 stack.enter_context(_recording([(capture.name, capture)], record))
-            outputs = self._call(x)
+            outputs = self._call_with(x, context) if self.other_inputs else self._call(x)
         rule.check_reached(reached, self.kind)
         _check_output(outputs, x)
         logits = _logits_before_softmax(outputs) if self.output == "auto" else None
@@ -297,6 +336,48 @@ class ModelAdapter:
                 raise ValueError(f"layer: {capture.name!r} was not called by the model's forward pass")
             return logits, captured[-1]
         return logits
+
+    def _call_with(self, x, context):
+        """The multi-input model on image ``x`` and the other inputs ``context``, in the model's input order."""
+        given = dict(zip((o.name for o in self.other_inputs), context))
+        return self.model([x if _input_name(t) == self._image_name else given[_input_name(t)]
+                           for t in self.model.inputs], training=False)
+
+    def context_specs(self):
+        """TensorSpecs of the other inputs (batch free), in `other_inputs` order; () for one-input models."""
+        return tuple(tf.TensorSpec((None,) + o.shape, o.dtype) for o in self.other_inputs)
+
+    def check_inputs(self, inputs, count):
+        """The other inputs for ``count`` images as a tuple of arrays in `other_inputs` order, or a clear error.
+
+        ``inputs`` is {input name: (count, ...) array}, or the array itself
+        when the model has one other input; None for one-input models.
+        """
+        names = [o.name for o in self.other_inputs]
+        if not names:
+            if inputs is not None:
+                raise ValueError("inputs: this model has one input (the image); other inputs are for Keras models "
+                                 "with several")
+            return ()
+        if inputs is None:
+            raise ValueError(f"inputs: the model also takes {names} besides the image {self._image_name!r}; pass "
+                             f"them per image, e.g. inputs={{{names[0]!r}: array}}")
+        if not isinstance(inputs, dict):
+            if len(names) != 1:
+                raise TypeError(f"inputs: expected a dict {{name: array}} for the model's inputs {names}")
+            inputs = {names[0]: inputs}
+        unknown, missing = sorted(set(inputs) - set(names)), [n for n in names if n not in inputs]
+        if unknown or missing:
+            raise ValueError(f"inputs: expected the model's other inputs {names}; "
+                             + (f"unknown {unknown}" if unknown else f"missing {missing}"))
+        out = []
+        for other in self.other_inputs:
+            value = np.asarray(inputs[other.name], other.dtype.as_numpy_dtype)
+            if value.shape != (count,) + other.shape:
+                raise ValueError(f"inputs: {other.name!r} expected shape {(count,) + other.shape} (one row per "
+                                 f"image), got {value.shape}")
+            out.append(value)
+        return tuple(out)
 
     def _imported_forward(self, x, rule, capture):
         """An imported model's forward pass: its flat graph, imported here so the rule's overrides reach it."""
@@ -388,8 +469,12 @@ class ModelAdapter:
             if hasattr(out, "shape") and len(out.shape) == 4:
                 seen.append((path, layer))
 
+        sample = tf.convert_to_tensor(sample)
         with _recording(self.layers(), record):
-            self._call(tf.convert_to_tensor(sample))
+            if self.other_inputs:  # the layer shapes do not depend on the other inputs' values
+                self._call_with(sample, tuple(tf.zeros((1,) + o.shape, o.dtype) for o in self.other_inputs))
+            else:
+                self._call(sample)
         ordered, ids = [], set()
         for path, layer in seen:
             if id(layer) not in ids:
@@ -399,17 +484,19 @@ class ModelAdapter:
 
     # ----- predictions --------------------------------------------------------
 
-    def predict_logits(self, images, batch_size, *, warn=True):
+    def predict_logits(self, images, batch_size, *, warn=True, context=()):
         """(N, classes) numpy outputs of ``forward`` for a float32 (N, H, W, C) batch.
 
         ``warn=False`` skips the probability-output warning (for callers that
-        check with `require_logits` instead).
+        check with `require_logits` instead); ``context``: the other inputs
+        (`check_inputs`) of a multi-input model.
         """
         compiled = self._predict.get(tuple(images.shape[1:]))
         outputs = []
         for start in range(0, len(images), batch_size):
+            rows = slice(start, start + batch_size)
             try:
-                chunk = compiled(images[start : start + batch_size]).numpy()
+                chunk = compiled(images[rows], tuple(c[rows] for c in context)).numpy()
             except Exception as error:
                 cause = ModelOutputError.unwrapped(error)
                 if cause is None:
@@ -427,5 +514,5 @@ class ModelAdapter:
         return logits
 
     def _compile_predict(self, image_shape):
-        spec = [tf.TensorSpec((None,) + image_shape, tf.float32)]
-        return tf.function(lambda x: self.forward(x), input_signature=spec)
+        spec = [tf.TensorSpec((None,) + image_shape, tf.float32), self.context_specs()]
+        return tf.function(lambda x, context: self.forward(x, context=context), input_signature=spec)

@@ -39,6 +39,10 @@ def _check_exportable(explainer):
             f"method: {explainer.preset.name} chooses each step from the previous gradients on the host and "
             "cannot run inside a serving graph; export another method"
         )
+    if explainer.adapter.other_inputs:
+        names = [o.name for o in explainer.adapter.other_inputs]
+        raise ValueError(f"model: its serving signatures take one image; this model also takes {names} (export a "
+                         "wrapper that fixes them, or explain it with tf_gag.explain(..., inputs=))")
 
 
 class _ServingModule(tf.Module):

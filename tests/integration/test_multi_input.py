@@ -1,0 +1,100 @@
+"""Keras models with an image input and other inputs (metadata): explained and scored with the others held fixed.
+
+Independent references: the same model as a one-input callable per image (its metadata row fixed in the
+closure, the path every one-input test checks), a plain tape for Vanilla Gradient, and Grad-CAM computed by
+hand from the model's own layers.
+"""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_gag
+
+SIDE = 40
+
+
+@pytest.fixture(scope="module")
+def two_inputs():
+    rng = np.random.default_rng(0)
+    image = keras.Input((SIDE, SIDE, 3), name="image")
+    metadata = keras.Input((4,), name="metadata")
+    features = keras.layers.Conv2D(6, 3, activation="relu", name="conv")(image)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    joined = keras.layers.Concatenate()([pooled, keras.layers.Dense(5, activation="relu")(metadata)])
+    logits = keras.layers.Dense(3, name="logits")(joined)
+    model = keras.Model([image, metadata], keras.layers.Activation("softmax")(logits))
+    model.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in model.get_weights()])
+    x = rng.normal(size=(3, SIDE, SIDE, 3)).astype(np.float32)
+    meta = rng.normal(size=(3, 4)).astype(np.float32)
+    return model, keras.Model(model.inputs, logits), x, meta
+
+
+def per_image(logits_model, meta, i):
+    """Image i's model as a one-input callable: its metadata row is a constant."""
+    row = tf.constant(meta[i : i + 1])
+    return lambda x: logits_model([x, tf.repeat(row, tf.shape(x)[0], axis=0)])
+
+
+@pytest.mark.parametrize("method, options", [("vg", {}), ("gb", {}), ("ig", {"steps": 5}), ("gag", {"n_samples": 4}),
+                                             ("guided_ig", {"steps": 5}), ("rectgrad", {}), ("ggig", {"points": 4})])
+def test_every_method_holds_the_other_inputs_fixed(two_inputs, method, options):
+    model, logits_model, x, meta = two_inputs
+    ours = tf_gag.attributions(model, x, method, 1, inputs={"metadata": meta}, **options)
+    for i in range(len(x)):
+        alone = tf_gag.attributions(per_image(logits_model, meta, i), x[i : i + 1], method, 1, **options)
+        np.testing.assert_allclose(ours[i], alone[0], rtol=1e-5, atol=1e-6 * np.abs(alone).max())
+
+
+def test_vanilla_gradient_is_the_tape_gradient_and_grad_cam_the_hand_computed_one(two_inputs):
+    model, logits_model, x, meta = two_inputs
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        score = logits_model([xt, tf.constant(meta)])[:, 2]
+    np.testing.assert_allclose(tf_gag.attributions(model, x, "vg", 2, inputs=meta), tape.gradient(score, xt),
+                               rtol=1e-5, atol=1e-7)
+    parts = keras.Model(model.inputs, [model.get_layer("conv").output, logits_model.output])
+    with tf.GradientTape() as tape:
+        activations, logits = parts([xt, tf.constant(meta)])
+        score = logits[:, 2]
+    grads = tape.gradient(score, activations)
+    cam = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(grads, axis=[1, 2], keepdims=True) * activations, axis=-1))
+    cam = tf.image.resize(cam[..., None], (SIDE, SIDE), method="bilinear")[..., 0].numpy()
+    low, span = cam.min(axis=(1, 2), keepdims=True), np.ptp(cam, axis=(1, 2), keepdims=True)
+    expected = np.where(span > 0, (cam - low) / np.where(span > 0, span, 1), 0)
+    np.testing.assert_allclose(tf_gag.explain(model, x, "grad_cam", 2, inputs={"metadata": meta}), expected,
+                               atol=1e-5)
+
+
+def test_evaluate_changes_only_the_image(two_inputs):
+    model, logits_model, x, meta = two_inputs
+    maps = tf_gag.explain(model, x, "vg", 1, inputs={"metadata": meta})
+    metrics = ("rcap", "dauc", "iauc")
+    result = tf_gag.evaluate(model, x, maps, 1, metrics=metrics, inputs={"metadata": meta}, batch_size=2)
+    for i in range(len(x)):
+        alone = tf_gag.evaluate(per_image(logits_model, meta, i), x[i : i + 1], maps[i : i + 1], 1, metrics=metrics,
+                                preprocessing=None)
+        for metric in metrics:
+            np.testing.assert_allclose(result[metric][i], alone[metric][0], rtol=1e-5, atol=1e-7)
+    explained = tf_gag.evaluate(model, x, "vg", 1, metrics=("dauc",), inputs={"metadata": meta})
+    np.testing.assert_allclose(explained["dauc"], result["dauc"], rtol=1e-5)
+
+
+def test_bad_other_inputs_get_clear_errors(two_inputs, tmp_path):
+    model, _, x, meta = two_inputs
+    with pytest.raises(ValueError, match=r"inputs: the model also takes \['metadata'\] besides the image 'image'"):
+        tf_gag.explain(model, x, "vg")
+    with pytest.raises(ValueError, match=r"inputs: 'metadata' expected shape \(3, 4\) \(one row per image\), got"):
+        tf_gag.explain(model, x, "vg", inputs={"metadata": meta[:2]})
+    with pytest.raises(ValueError, match=r"inputs: expected the model's other inputs \['metadata'\]; unknown"):
+        tf_gag.explain(model, x, "vg", inputs={"meta": meta})
+    with pytest.raises(ValueError, match="image_input: the model has no input named 'photo'"):
+        tf_gag.ModelAdapter(model, image_input="photo")
+    with pytest.raises(ValueError, match="image_input: 'metadata' has shape"):
+        tf_gag.ModelAdapter(model, image_input="metadata")
+    with pytest.raises(ValueError, match="model: its serving signatures take one image"):
+        tf_gag.export_saved_model(model, str(tmp_path / "serving"), "vg")
+    dataset = tf.data.Dataset.from_tensor_slices(x)
+    with pytest.raises(ValueError, match="images: a tf.data.Dataset is explained for one-input models"):
+        tf_gag.explain(model, dataset, "vg")
