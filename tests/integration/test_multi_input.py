@@ -98,3 +98,15 @@ def test_bad_other_inputs_get_clear_errors(two_inputs, tmp_path):
     dataset = tf.data.Dataset.from_tensor_slices(x)
     with pytest.raises(ValueError, match="images: a tf.data.Dataset is explained for one-input models"):
         tf_gag.explain(model, dataset, "vg")
+
+
+def test_sanity_checks_take_the_other_inputs(two_inputs):
+    model, _, x, meta = two_inputs
+    weights = [w.copy() for w in model.get_weights()]
+    result = tf_gag.sanity.randomization(model, x, ["vg", "grad_cam"], inputs={"metadata": meta})
+    assert result.steps == ["logits", "dense", "conv"]
+    assert np.isfinite(result.scores["spearman"]["vg"]).all()
+    perturbed = tf_gag.sanity.perturbation(model, x, ["vg"], noise=[1e-4], inputs={"metadata": meta})
+    assert perturbed.means("spearman_abs")["vg"][0] > 0.99
+    for w, original in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(w, original)

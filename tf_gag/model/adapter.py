@@ -298,6 +298,11 @@ class ModelAdapter:
         return lambda x: signature(**{names[0]: x})[outputs[0]]
 
     @property
+    def image_input(self):
+        """The name of the explained image input of a multi-input Keras model, else None."""
+        return self._image_name
+
+    @property
     def input_shape(self):
         """(H, W, C) the model declares, with None for free dimensions, or None if unknown."""
         if self.kind == "imported" and "input" in self.metadata:

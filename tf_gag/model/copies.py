@@ -38,7 +38,7 @@ def _keras_copy(adapter):
             "get_config (a functional or Sequential model always has one)"
         ) from None
     copy = ModelAdapter(clone, output=adapter.output, preprocessing=adapter.preprocessing, classes=adapter.classes,
-                        metadata=adapter.metadata)
+                        metadata=adapter.metadata, image_input=adapter.image_input)
     layers = [WeightLayer(path, _learned(layer)) for path, layer in _walk_layers(clone)]
     return copy, [layer for layer in layers if layer.variables]
 

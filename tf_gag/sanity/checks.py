@@ -70,15 +70,17 @@ def _methods(methods):
 class _Run:
     """A copy of the model, the original weights, explainers on the copy and the original attributions."""
 
-    def __init__(self, model, images, methods, targets, batch_size, seed):
+    def __init__(self, model, images, methods, targets, batch_size, seed, inputs):
         model = resolve_model(model)
         self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
         self.batch_size, self.seed = check_batch_size(batch_size), check_seed(seed)
         self.images = as_image_batch(images, self.adapter.input_shape)
+        self.context = self.adapter.check_inputs(inputs, len(self.images))
+        self.inputs = {o.name: c for o, c in zip(self.adapter.other_inputs, self.context)} or None
         self.copy, self.layers = weight_copy(self.adapter)
         self.original = [[v.numpy() for v in layer.variables] for layer in self.layers]
-        logits = self.adapter.predict_logits(self.images, self.batch_size)
-        copied = self.copy.predict_logits(self.images, self.batch_size, warn=False)
+        logits = self.predict(self.adapter, warn=True)
+        copied = self.predict(self.copy)
         error = float(np.abs(copied - logits).max() / max(np.abs(logits).max(), 1e-6))
         if error > _COPY_TOLERANCE:
             raise ValueError(
@@ -102,7 +104,11 @@ class _Run:
         return probabilities[np.arange(len(probabilities)), self.targets]
 
     def _attributions(self, explainer):
-        return explainer.attributions(self.images, self.targets)
+        return explainer.attributions(self.images, self.targets, inputs=self.inputs)
+
+    def predict(self, adapter, warn=False):
+        """(N, classes) logits of ``adapter`` (the model or its copy) for the images and their other inputs."""
+        return adapter.predict_logits(self.images, self.batch_size, warn=warn, context=self.context)
 
     def assign(self, index, values):
         for variable, value, original in zip(self.layers[index].variables, values, self.original[index]):
@@ -190,7 +196,7 @@ def _chosen_layers(run, layers):
 
 
 def randomization(model, images, methods=DEFAULT_METHODS, *, cascading=True, layers=None, targets=None,
-                  batch_size=32, seed=0):
+                  inputs=None, batch_size=32, seed=0):
     """Model randomization: how similar each method's maps stay as the model's weights are re-drawn.
 
     Args:
@@ -209,6 +215,7 @@ def randomization(model, images, methods=DEFAULT_METHODS, *, cascading=True, lay
         matrix multiply with its bias.
       targets: the classes explained (default: the original model's top
         classes), the same at every step.
+      inputs: a multi-input Keras model's other inputs, as for `tf_gag.explain`.
       batch_size, seed: as for `tf_gag.explain`; the re-drawn weights are
         seeded by ``seed`` and the layer.
 
@@ -216,7 +223,7 @@ def randomization(model, images, methods=DEFAULT_METHODS, *, cascading=True, lay
     step fails, the `PartialResultError` holds the result with the finished
     steps (``completed`` marks them).
     """
-    run = _Run(model, images, methods, targets, batch_size, seed)
+    run = _Run(model, images, methods, targets, batch_size, seed, inputs)
     chosen = _chosen_layers(run, layers)
     steps = [run.layers[i].name for i in chosen]
 
@@ -240,8 +247,8 @@ def _check_noise(noise):
     return [float(v) for v in levels]
 
 
-def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE, targets=None, batch_size=32,
-                 seed=0):
+def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE, targets=None, inputs=None,
+                 batch_size=32, seed=0):
     """Model perturbation: how similar each method's maps stay under weight noise that keeps the predictions.
 
     Every learned weight tensor w gets ``level * std(w) * e`` at each level of
@@ -256,7 +263,7 @@ def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE,
     Other arguments as for `randomization`.
     """
     levels = _check_noise(noise)
-    run = _Run(model, images, methods, targets, batch_size, seed)
+    run = _Run(model, images, methods, targets, batch_size, seed, inputs)
 
     def apply(k):
         for index in range(len(run.layers)):
@@ -265,7 +272,7 @@ def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE,
     changes = []
     for k, level in enumerate(levels):
         apply(k)
-        logits = run.copy.predict_logits(run.images, run.batch_size, warn=False)
+        logits = run.predict(run.copy)
         moved = np.flatnonzero(logits.argmax(axis=1) != run.predicted)
         if len(moved):
             raise ValueError(
