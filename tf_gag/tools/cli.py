@@ -21,6 +21,8 @@ import json
 import os
 import sys
 
+from ..io.files import write_atomic, write_bytes
+
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
                ImportError)
 
@@ -101,22 +103,6 @@ def _parser():
     return parser
 
 
-def _write_atomic(path, write):
-    """Call ``write(temporary_path)``, then move the result to ``path``."""
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.partial")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def _write_bytes(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
 def _npy(array):
     import io
 
@@ -180,9 +166,9 @@ def _explain(args):
               disable=args.quiet) as bar:
         maps = explainer.explain(images, targets, on_progress=bar.update)
     for stem, photo, saliency in zip(_stems(names), pixels, maps):
-        _write_atomic(os.path.join(out, f"{stem}.npy"), lambda p, s=saliency: _write_bytes(p, _npy(s)))
+        write_bytes(os.path.join(out, f"{stem}.npy"), _npy(saliency))
         picture = lambda p, ph=photo, s=saliency: viz.save_png(viz.overlay(ph, s), p)
-        _write_atomic(os.path.join(out, f"{stem}.png"), picture)
+        write_atomic(os.path.join(out, f"{stem}.png"), picture)
     print(f"wrote {len(maps)} maps (.npy) and overlays (.png) to {os.path.abspath(out)}")
 
 
@@ -199,13 +185,13 @@ def _evaluate(args):
                                  on_progress=bar.update)
     print(result.table())
     report = {"model": args.model, "method": args.method, "images": names, **result.to_dict()}
-    _write_atomic(os.path.join(out, "metrics.json"), lambda p: _write_bytes(p, json.dumps(report, indent=1).encode()))
+    write_bytes(os.path.join(out, "metrics.json"), json.dumps(report, indent=1).encode())
     header = ["image", "target", *result.scores]
     lines = [",".join(header)] + [
         ",".join([f'"{name}"', str(int(result.targets[i]))] + [f"{result.scores[m][i]:.6f}" for m in result.scores])
         for i, name in enumerate(names)
     ]
-    _write_atomic(os.path.join(out, "metrics.csv"), lambda p: _write_bytes(p, ("\n".join(lines) + "\n").encode()))
+    write_bytes(os.path.join(out, "metrics.csv"), ("\n".join(lines) + "\n").encode())
     print(f"wrote metrics.json and metrics.csv to {os.path.abspath(out)}")
 
 
@@ -229,10 +215,10 @@ def _sanity(args):
     tables = [f"## {measure}\n\n{result.to_markdown(measure)}\n" for measure in tf_gag.sanity.SIMILARITIES]
     print(tables[0])
     report = {"model": args.model, "images": names, **result.to_dict()}
-    _write_atomic(os.path.join(out, "sanity.json"), lambda p: _write_bytes(p, json.dumps(report, indent=1).encode()))
-    _write_atomic(os.path.join(out, "sanity.md"), lambda p: _write_bytes(p, "\n".join(tables).encode()))
+    write_bytes(os.path.join(out, "sanity.json"), json.dumps(report, indent=1).encode())
+    write_bytes(os.path.join(out, "sanity.md"), "\n".join(tables).encode())
     figure = viz.sanity_figure(result)
-    _write_atomic(os.path.join(out, "sanity.png"), lambda p: figure.savefig(p, format="png", dpi=120))
+    write_atomic(os.path.join(out, "sanity.png"), lambda p: figure.savefig(p, format="png", dpi=120))
     print(f"wrote sanity.json, sanity.md and sanity.png to {os.path.abspath(out)}")
 
 
