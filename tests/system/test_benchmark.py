@@ -74,6 +74,7 @@ def test_killed_and_resumed_run_gives_the_uninterrupted_tables(imagenet_s, model
         os.remove(os.path.join(killed, newest))
         del stored[newest]
     assert 5 <= len(stored) < total and not os.path.exists(os.path.join(killed, "tables.json"))
+    assert os.listdir(tmp_path / "tfds")  # TFDS prepared ImageNet-S where $TFDS_DATA_DIR says
 
     resumed = subprocess.run([*args, "--out", killed, "--resume"], capture_output=True, text=True, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
