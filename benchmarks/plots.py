@@ -5,10 +5,11 @@
 Reads ``results/{tables,parity,performance,against_xplique}.json`` (whichever
 exist) and writes beside them:
 
-* ``table1.png``: RCAP, DAUC and IAUC of GAG against its quantile p;
-* ``table2.png``: RCAP of every method of Table 2, reversed variants beside
-  their originals;
-* ``table3.png``: the +/-/A/G/GA ablation ratios per metric;
+* ``table1.png``, ``table2.png``, ``table3.png``: Tables 1-3 drawn as
+  ``tf-gag benchmark`` draws them (`tf_gag.viz.benchmark_figures`: GAG's
+  RCAP, DAUC and IAUC against its quantile p; every method's RCAP, reversed
+  variants beside their originals; the +/-/A/G/GA ablation ratios per metric),
+  as ``benchmarks.tables`` also writes them;
 * ``speed.png``: speed-ups against mlxops-xai and xplique, and tf_gag's time
   over its unavoidable model passes, each with its target.
 
@@ -19,6 +20,7 @@ import os
 import sys
 
 from benchmarks.report import RESULTS
+from tf_gag.tools import viz
 
 
 def _load(name):
@@ -34,49 +36,6 @@ def _save(fig, name):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
-
-
-def table1(plt, tables):
-    ps = sorted(tables["table1"], key=int)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for ax, metric in zip(axes, ("rcap", "dauc", "iauc")):
-        ax.plot([int(p) for p in ps], [tables["table1"][p][metric] for p in ps], marker="o")
-        ax.set_xlabel("GAG quantile p (%)")
-        ax.set_title(metric.upper() + (" (lower is better)" if metric == "dauc" else ""))
-    fig.suptitle(f"Table 1 on {len(tables['images'])} images (EfficientNet-Lite0)")
-    return _save(fig, "table1")
-
-
-def table2(plt, tables):
-    scores = tables["table2"]
-    originals = [m for m in scores if not m.endswith("^R")]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    positions = range(len(originals))
-    ax.bar([i - 0.2 for i in positions], [scores[m]["rcap"] for m in originals], width=0.4, label="method")
-    reversed_ = [(i, scores[m + "^R"]["rcap"]) for i, m in enumerate(originals) if m + "^R" in scores]
-    ax.bar([i + 0.2 for i, _ in reversed_], [v for _, v in reversed_], width=0.4, label="reversed (^R)")
-    ax.set_xticks(list(positions), originals, rotation=30)
-    ax.set_ylabel("RCAP (higher is better)")
-    ax.legend()
-    ax.set_title(f"Table 2: RCAP on {len(tables['images'])} images (EfficientNet-Lite0)")
-    return _save(fig, "table2")
-
-
-def table3(plt, tables):
-    ratios = tables["table3"]
-    variants = list(ratios)
-    metrics = ("rcap", "dauc", "iauc")
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    width = 0.8 / len(metrics)
-    for j, metric in enumerate(metrics):
-        ax.bar([i + (j - 1) * width for i in range(len(variants))], [ratios[v][metric] for v in variants],
-               width=width, label=metric.upper())
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(variants)), variants)
-    ax.set_ylabel("variant / original (mean over methods)")
-    ax.legend()
-    ax.set_title("Table 3: the +/-/A/G/GA ablation")
-    return _save(fig, "table3")
 
 
 def speed(plt, parity, performance, xplique):
@@ -119,8 +78,8 @@ def main(argv=None):
 
     written = []
     tables = _load("tables")
-    if tables:
-        written += [table1(plt, tables), table2(plt, tables), table3(plt, tables)]
+    if tables:  # the figures tf-gag benchmark draws (tf_gag.viz.benchmark_figures)
+        written += [_save(figure, name) for name, figure in viz.benchmark_figures(tables).items()]
     written.append(speed(plt, _load("parity"), _load("performance"), _load("against_xplique")))
     written = [w for w in written if w]
     print("wrote", *written)

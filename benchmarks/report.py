@@ -13,6 +13,8 @@ import platform
 import shlex
 import sys
 
+from tf_gag.benchmark.tables import markdown_table as markdown_table  # the one Markdown table writer, re-exported
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -46,13 +48,6 @@ def _module_name():
     main = sys.modules["__main__"]
     spec = getattr(main, "__spec__", None)
     return spec.name if spec is not None else os.path.basename(sys.argv[0])
-
-
-def markdown_table(header, rows):
-    """A markdown table from a header and rows of cells (numbers formatted by the caller)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def write(name, data, markdown, extra_versions=None):

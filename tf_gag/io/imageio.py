@@ -59,7 +59,7 @@ def list_images(paths):
     return found
 
 
-def _plain_reason(error):
+def plain_reason(error):
     """TensorFlow's decode error without its graph-node wrapping: 'Unknown image file format. ...'."""
     text = str(getattr(error, "message", error)).splitlines()[0]
     text = re.sub(r"\{\{[^}]*\}\}", "", text)
@@ -87,7 +87,7 @@ def read_images(paths, height, width, channels=3, *, on_error="skip"):
             images.append(decode(tf.constant(data), height, width, channels).numpy())
             names.append(path)
         except (tf.errors.InvalidArgumentError, OSError) as error:
-            reason = _plain_reason(error)
+            reason = plain_reason(error)
             if on_error == "fail":
                 raise ValueError(f"images: cannot read {path} as an image ({reason})") from None
             skipped.append((path, reason))

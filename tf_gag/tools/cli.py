@@ -1,8 +1,9 @@
-"""The ``tf-gag`` command: explain, evaluate, sanity, convert, export, methods.
+"""The ``tf-gag`` command: explain, evaluate, sanity, benchmark, convert, export, methods.
 
     tf-gag explain photos/ --model efficientnet_lite0 --method gag --out maps/
     tf-gag evaluate photos/ --model model.onnx --method smoothgrad --out scores/
     tf-gag sanity photos/ --model efficientnet_lite0 --methods vg,ig,gb,gag --layers 8 --out sanity/
+    tf-gag benchmark /data/ImageNetS919 --model efficientnet_lite0 --out bench/ [--resume]
     tf-gag convert model.onnx
     tf-gag export efficientnet_lite0 serving/1 --method gag
     tf-gag methods
@@ -20,6 +21,9 @@ import argparse
 import json
 import os
 import sys
+
+from ..benchmark.plan import METRICS
+from ..io.files import write_atomic, write_bytes
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
                ImportError)
@@ -80,6 +84,26 @@ def _parser():
     sanity.add_argument("--noise", default="0.001,0.002,0.005",
                         help="perturbation: comma-separated relative noise levels (default 0.001,0.002,0.005)")
 
+    benchmark = commands.add_parser(
+        "benchmark", help="The paper's Tables 1-3 on a folder of images with masks (ImageNet-S, your own); resumable.",
+        description="The paper's Tables 1-3 on a folder of images with masks: every method of the tables explained and "
+        "scored batch by batch, each batch's scores written to --out as soon as they exist (--resume skips them), "
+        "then tables.md, tables.json and table1-3.png.")
+    benchmark.add_argument("data", help="an ImageNet-S subset folder (validation/, validation-segmentation/), or a "
+                           "folder of images: images/ (or the images themselves), masks/<stem>.png, labels.json")
+    benchmark.add_argument("--model", required=True, help="a .onnx/.keras/.h5 file, a SavedModel folder or a zoo name")
+    benchmark.add_argument("--out", required=True, help="the run's folder: new or empty, or the run to --resume")
+    benchmark.add_argument("--methods", help="comma-separated methods of Table 2 (default all); the tables keep the "
+                           "rows they fill")
+    benchmark.add_argument("--metrics", default=",".join(METRICS),
+                           help=f"comma-separated (default {','.join(METRICS)}; the first two need masks)")
+    benchmark.add_argument("--batch-size", type=int, default=32, help="images per stored batch and forward+backward "
+                           "passes per call (default 32)")
+    benchmark.add_argument("--seed", type=int, default=0)
+    benchmark.add_argument("--resume", action="store_true", help="continue the run in --out (same settings): the "
+                           "batches it stored are not computed again")
+    benchmark.add_argument("--quiet", action="store_true", help="no progress bars")
+
     convert = commands.add_parser("convert", help="Convert an ONNX file into the cached SavedModel.",
                                   description="Convert an ONNX file (or a zoo model) into the cached SavedModel.")
     convert.add_argument("model", help="a .onnx file or a zoo name")
@@ -99,22 +123,6 @@ def _parser():
                                   description="List the methods, their aliases and options.")
     methods.add_argument("--json", action="store_true", help="as JSON")
     return parser
-
-
-def _write_atomic(path, write):
-    """Call ``write(temporary_path)``, then move the result to ``path``."""
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.partial")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def _write_bytes(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def _npy(array):
@@ -180,9 +188,9 @@ def _explain(args):
               disable=args.quiet) as bar:
         maps = explainer.explain(images, targets, on_progress=bar.update)
     for stem, photo, saliency in zip(_stems(names), pixels, maps):
-        _write_atomic(os.path.join(out, f"{stem}.npy"), lambda p, s=saliency: _write_bytes(p, _npy(s)))
+        write_bytes(os.path.join(out, f"{stem}.npy"), _npy(saliency))
         picture = lambda p, ph=photo, s=saliency: viz.save_png(viz.overlay(ph, s), p)
-        _write_atomic(os.path.join(out, f"{stem}.png"), picture)
+        write_atomic(os.path.join(out, f"{stem}.png"), picture)
     print(f"wrote {len(maps)} maps (.npy) and overlays (.png) to {os.path.abspath(out)}")
 
 
@@ -199,13 +207,13 @@ def _evaluate(args):
                                  on_progress=bar.update)
     print(result.table())
     report = {"model": args.model, "method": args.method, "images": names, **result.to_dict()}
-    _write_atomic(os.path.join(out, "metrics.json"), lambda p: _write_bytes(p, json.dumps(report, indent=1).encode()))
+    write_bytes(os.path.join(out, "metrics.json"), json.dumps(report, indent=1).encode())
     header = ["image", "target", *result.scores]
     lines = [",".join(header)] + [
         ",".join([f'"{name}"', str(int(result.targets[i]))] + [f"{result.scores[m][i]:.6f}" for m in result.scores])
         for i, name in enumerate(names)
     ]
-    _write_atomic(os.path.join(out, "metrics.csv"), lambda p: _write_bytes(p, ("\n".join(lines) + "\n").encode()))
+    write_bytes(os.path.join(out, "metrics.csv"), ("\n".join(lines) + "\n").encode())
     print(f"wrote metrics.json and metrics.csv to {os.path.abspath(out)}")
 
 
@@ -229,11 +237,22 @@ def _sanity(args):
     tables = [f"## {measure}\n\n{result.to_markdown(measure)}\n" for measure in tf_gag.sanity.SIMILARITIES]
     print(tables[0])
     report = {"model": args.model, "images": names, **result.to_dict()}
-    _write_atomic(os.path.join(out, "sanity.json"), lambda p: _write_bytes(p, json.dumps(report, indent=1).encode()))
-    _write_atomic(os.path.join(out, "sanity.md"), lambda p: _write_bytes(p, "\n".join(tables).encode()))
+    write_bytes(os.path.join(out, "sanity.json"), json.dumps(report, indent=1).encode())
+    write_bytes(os.path.join(out, "sanity.md"), "\n".join(tables).encode())
     figure = viz.sanity_figure(result)
-    _write_atomic(os.path.join(out, "sanity.png"), lambda p: figure.savefig(p, format="png", dpi=120))
+    write_atomic(os.path.join(out, "sanity.png"), lambda p: figure.savefig(p, format="png", dpi=120))
     print(f"wrote sanity.json, sanity.md and sanity.png to {os.path.abspath(out)}")
+
+
+def _benchmark(args):
+    import tf_gag
+    from tf_gag.benchmark.tables import markdown
+
+    tables = tf_gag.benchmark.run(args.data, args.model, args.out, batch_size=args.batch_size, seed=args.seed,
+                                  methods=args.methods, metrics=args.metrics, resume=args.resume,
+                                  progress=not args.quiet)
+    print(markdown(tables))
+    print(f"wrote tables.md, tables.json and the tables' plots (.png) to {os.path.abspath(args.out)}")
 
 
 def _convert(args):
@@ -272,8 +291,8 @@ def _methods(args):
             print("    variants: " + ", ".join(info["variants"]))
 
 
-COMMANDS = {"explain": _explain, "evaluate": _evaluate, "sanity": _sanity, "convert": _convert, "export": _export,
-            "methods": _methods}
+COMMANDS = {"explain": _explain, "evaluate": _evaluate, "sanity": _sanity, "benchmark": _benchmark,
+            "convert": _convert, "export": _export, "methods": _methods}
 
 
 def _import_tensorflow_quietly():
@@ -283,7 +302,9 @@ def _import_tensorflow_quietly():
     from C++ before its logging is configured, whatever ``TF_CPP_MIN_LOG_LEVEL``
     says (measured), so they are hidden here, once, before any command runs;
     importing tf_gag does not import TensorFlow, so none came earlier. An
-    import error is raised as usual once stderr is back.
+    import error is raised as usual once stderr is back. TensorFlow's Python
+    logger then shows errors only (its retracing notes, when a command such
+    as ``benchmark`` builds one method after another, are not the user's concern).
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -296,6 +317,7 @@ def _import_tensorflow_quietly():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    tf.get_logger().setLevel("ERROR")
 
 
 def main(argv=None):
