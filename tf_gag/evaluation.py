@@ -163,6 +163,10 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     ``convention=``, ``auc_steps=``, ...) belong to the metric objects now;
     passing one raises a TypeError naming the object that takes it.
 
+    The methods themselves are checked with `tf_gag.sanity` (model
+    randomization, model perturbation): this scores maps, that asks whether a
+    method's maps depend on the model at all.
+
     Returns an `EvaluationResult`. If a batch fails, the `PartialResultError`
     raised carries the result of the batches before it (``partial``,
     ``completed``). A map that sums to 0 has no RCAP: its score is NaN, a

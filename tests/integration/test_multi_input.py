@@ -21,7 +21,7 @@ def two_inputs():
     metadata = keras.Input((4,), name="metadata")
     features = keras.layers.Conv2D(6, 3, activation="relu", name="conv")(image)
     pooled = keras.layers.GlobalAveragePooling2D()(features)
-    joined = keras.layers.Concatenate()([pooled, keras.layers.Dense(5, activation="relu")(metadata)])
+    joined = keras.layers.Concatenate()([pooled, keras.layers.Dense(5, activation="relu", name="meta")(metadata)])
     logits = keras.layers.Dense(3, name="logits")(joined)
     model = keras.Model([image, metadata], keras.layers.Activation("softmax")(logits))
     model.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in model.get_weights()])
@@ -104,7 +104,7 @@ def test_sanity_checks_take_the_other_inputs(two_inputs):
     model, _, x, meta = two_inputs
     weights = [w.copy() for w in model.get_weights()]
     result = tf_gag.sanity.randomization(model, x, ["vg", "grad_cam"], inputs={"metadata": meta})
-    assert result.steps == ["logits", "dense", "conv"]
+    assert result.steps == ["logits", "meta", "conv"]
     assert np.isfinite(result.scores["spearman"]["vg"]).all()
     perturbed = tf_gag.sanity.perturbation(model, x, ["vg"], noise=[1e-4], inputs={"metadata": meta})
     assert perturbed.means("spearman_abs")["vg"][0] > 0.99
