@@ -93,8 +93,6 @@ def test_bad_other_inputs_get_clear_errors(two_inputs, tmp_path):
         tf_gag.ModelAdapter(model, image_input="photo")
     with pytest.raises(ValueError, match="image_input: 'metadata' has shape"):
         tf_gag.ModelAdapter(model, image_input="metadata")
-    with pytest.raises(ValueError, match="model: its serving signatures take one image"):
-        tf_gag.export_saved_model(model, str(tmp_path / "serving"), "vg")
     dataset = tf.data.Dataset.from_tensor_slices(x)
     with pytest.raises(ValueError, match="images: a tf.data.Dataset is explained for one-input models"):
         tf_gag.explain(model, dataset, "vg")
@@ -110,3 +108,15 @@ def test_sanity_checks_take_the_other_inputs(two_inputs):
     assert perturbed.means("spearman_abs")["vg"][0] > 0.99
     for w, original in zip(model.get_weights(), weights):
         np.testing.assert_array_equal(w, original)
+
+
+def test_serving_export_takes_the_other_inputs_as_signature_arguments(two_inputs, tmp_path):
+    model, _, x, meta = two_inputs
+    path = tf_gag.export_saved_model(model, str(tmp_path / "serving"), "sg", n_samples=4)
+    loaded = tf.saved_model.load(path)
+    explained = loaded.signatures["explain_class"](images=tf.constant(x), targets=tf.constant([1, 1, 1]),
+                                                    metadata=tf.constant(meta))
+    expected = tf_gag.explain(model, x, "sg", 1, inputs={"metadata": meta}, n_samples=4)
+    np.testing.assert_allclose(explained["saliency"].numpy(), expected, atol=1e-5)
+    predicted = loaded.signatures["serving_default"](images=tf.constant(x), metadata=tf.constant(meta))
+    np.testing.assert_allclose(predicted["probabilities"].numpy(), model.predict([x, meta], verbose=0), atol=1e-6)

@@ -190,11 +190,11 @@ class Engine:
         return group
 
     def graph_attributions(self, image_shape, seed):
-        """``(images, targets) -> raw attributions`` as TF ops: every sample of every image in one graph.
+        """``(images, targets, context=()) -> raw attributions`` as TF ops: every sample of every image in one graph.
 
         Methods that choose each step on the host (Guided IG) cannot run in a
-        graph: check `runs_in_graph` first. One-input models only (serving and
-        tf.distribute refuse models with other inputs).
+        graph: check `runs_in_graph` first. ``context``: a multi-input model's
+        other inputs, one row per image (tf.distribute refuses such models).
         """
         image_shape = tuple(image_shape)
         p = self.parts
@@ -203,12 +203,12 @@ class Engine:
         shape = self.attribution_shape(image_shape)
         n, seed = p.modification.n_jobs, tf.constant(seed, tf.int32)
 
-        def attributions(images, targets):
+        def attributions(images, targets, context=()):
             params = p.modification.params(images)
             index = tf.range(tf.shape(images)[0], dtype=tf.int32)
 
             def body(k, state):  # one sample of every image: a batch of N passes
-                merged = step(images, targets, params, index, tf.fill(tf.shape(index), k), seed, state, ())
+                merged = step(images, targets, params, index, tf.fill(tf.shape(index), k), seed, state, context)
                 # The step's signature forgets static shapes; the loop needs them unchanged.
                 return k + 1, tf.nest.map_structure(lambda new, old: tf.ensure_shape(new, old.shape), merged, state)
 

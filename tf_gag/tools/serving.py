@@ -13,6 +13,9 @@ Signatures (N images per request):
 * ``explain_class``    ``images`` float32 and ``targets`` int32 (N,) -> the same,
   for the classes asked for.
 
+A multi-input Keras model's other inputs (metadata, ...) are one more argument
+of every signature each, named as the model names them, one row per image.
+
 Encoded images are decoded, centre-cropped to the model's aspect ratio and
 resized bilinearly (`tf_gag.imageio.decode`), then mapped by the model's
 preprocessing, all in the graph. Noise, paths and baselines are drawn in the
@@ -39,10 +42,6 @@ def _check_exportable(explainer):
             f"method: {explainer.preset.name} chooses each step from the previous gradients on the host and "
             "cannot run inside a serving graph; export another method"
         )
-    if explainer.adapter.other_inputs:
-        names = [o.name for o in explainer.adapter.other_inputs]
-        raise ValueError(f"model: its serving signatures take one image; this model also takes {names} (export a "
-                         "wrapper that fixes them, or explain it with tf_gag.explain(..., inputs=))")
 
 
 class _ServingModule(tf.Module):
@@ -60,8 +59,8 @@ class _ServingModule(tf.Module):
         preprocessing = adapter.preprocessing
         names = tf.constant(list(class_names)) if class_names else None
 
-        def predictions(images):
-            probabilities = adapter.probabilities(adapter.forward(images))
+        def predictions(images, others=()):
+            probabilities = adapter.probabilities(adapter.forward(images, context=others))
             out = {
                 "probabilities": probabilities,
                 "classes": tf.argmax(probabilities, axis=1, output_type=tf.int32),
@@ -71,10 +70,10 @@ class _ServingModule(tf.Module):
                 out["class_names"] = tf.gather(names, out["classes"])
             return out
 
-        def with_saliency(images, targets=None):
-            out = predictions(images)
+        def with_saliency(images, others=(), targets=None):
+            out = predictions(images, others)
             targets = out["classes"] if targets is None else targets
-            out["saliency"] = ops.normalize_maps(ops.reduce_channels(raw(images, targets)))
+            out["saliency"] = ops.normalize_maps(ops.reduce_channels(raw(images, targets, others)))
             return out
 
         def decoded(encoded):
@@ -85,13 +84,18 @@ class _ServingModule(tf.Module):
 
         floats = tf.TensorSpec((None, height, width, channels), tf.float32, name="images")
         strings = tf.TensorSpec((None,), tf.string, name="images")
-        self.predict = tf.function(lambda images: predictions(images), input_signature=[floats])
-        self.predict_bytes = tf.function(lambda images: predictions(decoded(images)), input_signature=[strings])
-        self.explain = tf.function(lambda images: with_saliency(images), input_signature=[floats])
-        self.explain_bytes = tf.function(lambda images: with_saliency(decoded(images)), input_signature=[strings])
+        # a multi-input model's other inputs: one more signature argument each, named as the model names them
+        others = [tf.TensorSpec(spec.shape, spec.dtype, name=o.name)
+                  for o, spec in zip(adapter.other_inputs, adapter.context_specs())]
+        self.predict = tf.function(lambda images, *rest: predictions(images, rest), input_signature=[floats, *others])
+        self.predict_bytes = tf.function(lambda images, *rest: predictions(decoded(images), rest),
+                                         input_signature=[strings, *others])
+        self.explain = tf.function(lambda images, *rest: with_saliency(images, rest), input_signature=[floats, *others])
+        self.explain_bytes = tf.function(lambda images, *rest: with_saliency(decoded(images), rest),
+                                         input_signature=[strings, *others])
         self.explain_class = tf.function(
-            lambda images, targets: with_saliency(images, targets),
-            input_signature=[floats, tf.TensorSpec((None,), tf.int32, name="targets")],
+            lambda images, targets, *rest: with_saliency(images, rest, targets),
+            input_signature=[floats, tf.TensorSpec((None,), tf.int32, name="targets"), *others],
         )
 
     def signatures(self):
