@@ -148,9 +148,9 @@ class Explainer:
         ``inputs`` as for `attributions`.
         """
         if data.is_dataset(images):
-            if inputs is not None or self.adapter.other_inputs:
-                raise ValueError("images: a tf.data.Dataset is explained for one-input models; for a model with "
-                                 "other inputs pass arrays and inputs=")
+            if inputs is not None:
+                raise ValueError("inputs: with a tf.data.Dataset the other inputs are keys of its dict elements, "
+                                 "named as the model's inputs; pass inputs=None")
             return self._explain_dataset(images, targets, on_progress)
         return self._maps(*self._prepare(images, targets, inputs), on_progress)
 
@@ -164,10 +164,13 @@ class Explainer:
         """Yield ``(maps, targets, batch)`` for each batch of a `tf.data.Dataset`, holding one batch at a time.
 
         ``batch`` is the {"image", "label"?, "mask"?} numpy batch the maps
-        belong to; targets are its labels, or the top classes without labels.
+        belong to (plus a multi-input model's other inputs, by name); targets
+        are its labels, or the top classes without labels.
         """
-        for batch in data.batches(dataset, self.batch_size):
-            images, ids, context = self._prepare(batch["image"], batch.get("label"))
+        names = [o.name for o in self.adapter.other_inputs]
+        for batch in data.batches(dataset, self.batch_size, extra=names):
+            inputs = {name: batch[name] for name in names} or None
+            images, ids, context = self._prepare(batch["image"], batch.get("label"), inputs)
             yield self._maps(images, ids, context, on_progress), ids, batch
 
     def _explain_dataset(self, dataset, targets, on_progress):

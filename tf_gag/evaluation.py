@@ -202,9 +202,9 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
         if targets is not None or masks is not None:
             raise ValueError("targets, masks: with a tf.data.Dataset they come from its (image, label, mask) "
                              "elements; pass targets=None and masks=None")
-        if inputs is not None or adapter.other_inputs:
-            raise ValueError("images: a tf.data.Dataset is evaluated for one-input models; for a model with other "
-                             "inputs pass arrays and inputs=")
+        if inputs is not None:
+            raise ValueError("inputs: with a tf.data.Dataset the other inputs are keys of its dict elements, named "
+                             "as the model's inputs; pass inputs=None")
         source, total = _dataset_batches(images, adapter, batch_size), None
     else:
         images = as_image_batch(images, adapter.input_shape)
@@ -278,14 +278,16 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
 
 
 def _dataset_batches(dataset, adapter, batch_size):
-    """(images, targets, None, masks, no other inputs) per batch of a Dataset: labels or top classes as targets."""
-    for batch in data.batches(dataset, batch_size):
+    """(images, targets, None, masks, other inputs) per batch of a Dataset: labels or top classes as targets."""
+    names = [o.name for o in adapter.other_inputs]
+    for batch in data.batches(dataset, batch_size, extra=names):
         images = as_image_batch(batch["image"], adapter.input_shape)
-        logits = adapter.predict_logits(images, batch_size, warn=False)
+        context = adapter.check_inputs({name: batch[name] for name in names} or None, len(images))
+        logits = adapter.predict_logits(images, batch_size, warn=False, context=context)
         adapter.require_logits(logits)
         ids = resolve_targets(batch.get("label"), len(images), logits.shape[1],
                               predicted=lambda logits=logits: logits.argmax(axis=1))
-        yield images, ids, None, batch.get("mask"), ()
+        yield images, ids, None, batch.get("mask"), context
 
 
 class _Collected:

@@ -93,9 +93,8 @@ def test_bad_other_inputs_get_clear_errors(two_inputs, tmp_path):
         tf_gag.ModelAdapter(model, image_input="photo")
     with pytest.raises(ValueError, match="image_input: 'metadata' has shape"):
         tf_gag.ModelAdapter(model, image_input="metadata")
-    dataset = tf.data.Dataset.from_tensor_slices(x)
-    with pytest.raises(ValueError, match="images: a tf.data.Dataset is explained for one-input models"):
-        tf_gag.explain(model, dataset, "vg")
+    with pytest.raises(ValueError, match=r"dataset: the model also takes \['metadata'\]; expected dict elements"):
+        tf_gag.explain(model, tf.data.Dataset.from_tensor_slices(x), "vg")
 
 
 def test_sanity_checks_take_the_other_inputs(two_inputs):
@@ -120,3 +119,16 @@ def test_serving_export_takes_the_other_inputs_as_signature_arguments(two_inputs
     np.testing.assert_allclose(explained["saliency"].numpy(), expected, atol=1e-5)
     predicted = loaded.signatures["serving_default"](images=tf.constant(x), metadata=tf.constant(meta))
     np.testing.assert_allclose(predicted["probabilities"].numpy(), model.predict([x, meta], verbose=0), atol=1e-6)
+
+
+def test_a_dataset_carries_the_other_inputs_as_keys(two_inputs):
+    model, _, x, meta = two_inputs
+    labels = np.array([0, 1, 2])
+    elements = {"image": x, "metadata": meta, "label": labels, "name": ["a", "b", "c"]}  # "name": ignored
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
+    expected = tf_gag.explain(model, x, "vg", labels, inputs={"metadata": meta})
+    np.testing.assert_array_equal(tf_gag.explain(model, dataset, "vg", batch_size=2), expected)
+    streamed = tf_gag.evaluate(model, dataset, "vg", metrics=("dauc", "iauc"), batch_size=2)
+    whole = tf_gag.evaluate(model, x, "vg", labels, metrics=("dauc", "iauc"), inputs={"metadata": meta})
+    for metric in ("dauc", "iauc"):
+        np.testing.assert_allclose(streamed[metric], whole[metric], rtol=1e-6)
