@@ -28,10 +28,16 @@ def export(module, path, *, input_size=(224, 224), channels=3, feature=None, ops
       module: a ``torch.nn.Module`` mapping (N, C, H, W) float images to logits.
       input_size: (H, W) of the images the model takes.
       feature: the Grad-CAM layer, a submodule or its dotted name
-        (``"layer4"``, ``"features.denseblock4"``); its output must be a 4-D
-        (N, c, h, w) feature map.
+        (``"layer4"``, ``"features.denseblock4"``, ``"encoder.layers.10"``);
+        its output must be a 4-D (N, c, h, w) feature map or a transformer's
+        3-D (N, k + h*w, c) tokens (`tf_gag.tokens`). Convert with
+        ``tf_gag.load_model(path, feature="features")`` to split there.
       opset: ONNX opset for torch's TorchScript-based exporter (it keeps
         readable node names).
+
+    While it exports, torch's process-wide multi-head-attention fast path is
+    off (restored after): another thread running attention meanwhile takes
+    the plain path, with the same results.
     """
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
@@ -50,6 +56,10 @@ def export(module, path, *, input_size=(224, 224), channels=3, feature=None, ops
     sample = torch.zeros(2, channels, *input_size)
     outputs = [LOGITS] if feature is None else [LOGITS, FEATURES]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # nn.MultiheadAttention's inference fast path is one fused op the ONNX exporter cannot write
+    # (torchvision's ViT: "aten::_native_multi_head_attention ... not supported"); the plain path exports.
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         with torch.no_grad():
             torch.onnx.export(
@@ -63,6 +73,7 @@ def export(module, path, *, input_size=(224, 224), channels=3, feature=None, ops
                 dynamo=False,
             )
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         if hook is not None:
             hook.remove()
     return path
@@ -83,8 +94,9 @@ def _with_features(torch, module):
             logits = self.inner(x)
             if not self.hooked:
                 return logits
-            if self.captured is None or self.captured.dim() != 4:
-                raise ValueError("feature: the submodule did not output a 4-D (N, c, h, w) tensor in the forward pass")
+            if self.captured is None or self.captured.dim() not in (3, 4):
+                raise ValueError("feature: the submodule did not output a 4-D (N, c, h, w) feature map or 3-D "
+                                 "(N, tokens, c) tokens in the forward pass")
             return logits, self.captured
 
     return WithFeatures().eval()  # the exporter applies the wrapper's mode to the whole tree

@@ -2,7 +2,10 @@
 
 Small torch nets cover the op families of the paper's ResNet50, DenseNet161 and
 EfficientNet (BN, residual add, concat, max/avg pooling, depthwise conv, SiLU,
-squeeze-excite, ReLU6); EfficientNet-Lite0 has real ImageNet weights.
+squeeze-excite, ReLU6), of MobileNetV3 (hardswish, hardsigmoid) and ConvNeXt
+(channels-last LayerNorm, GELU, layer scale), and of a ViT; EfficientNet-Lite0
+has real ImageNet weights. The full-size architectures are in
+benchmarks/conversion.py (results/conversion.md).
 """
 import importlib.util
 import os
@@ -70,10 +73,57 @@ class EfficientNetLike(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class MobileNetV3Like(nn.Module):
+    """Hardswish, an inverted residual with a squeeze-excite of ReLU and Hardsigmoid, as MobileNetV3's blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish())
+        self.expand = nn.Sequential(nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        self.depthwise = nn.Sequential(nn.Conv2d(32, 32, 5, 1, 2, groups=32, bias=False), nn.BatchNorm2d(32),
+                                       nn.Hardswish())
+        self.squeeze = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(32, 8, 1), nn.ReLU(), nn.Conv2d(8, 32, 1),
+                                     nn.Hardsigmoid())
+        self.project = nn.Sequential(nn.Conv2d(32, 16, 1, bias=False), nn.BatchNorm2d(16))
+        self.head = nn.Sequential(nn.Conv2d(16, 48, 1, bias=False), nn.BatchNorm2d(48), nn.Hardswish())
+        self.fc = nn.Sequential(nn.Linear(48, 24), nn.Hardswish(), nn.Linear(24, 5))
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.depthwise(self.expand(x))
+        x = self.head(x + self.project(y * self.squeeze(y)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+class ConvNeXtLike(nn.Module):
+    """Patchify stem, channels-last LayerNorm (permutes), a 7 x 7 depthwise conv, GELU MLP and layer scale.
+
+    24 channels: with c = h = w (16 at the stem) onnx2tf's LayerNorm axis guess is ambiguous (measured:
+    features 1.2 off; the check against onnxruntime refuses such a model).
+    """
+
+    def __init__(self, dim=24):
+        super().__init__()
+        self.stem, self.stem_norm = nn.Conv2d(3, dim, 4, 4), nn.LayerNorm(dim)
+        self.downsample = nn.Conv2d(dim, dim, 2, 2)
+        self.depthwise, self.norm = nn.Conv2d(dim, dim, 7, padding=3, groups=dim), nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.scale = nn.Parameter(torch.full((dim,), 0.5))
+        self.block = nn.Identity()  # the block's output: what Grad-CAM reads
+        self.fc = nn.Linear(dim, 5)
+
+    def forward(self, x):
+        x = self.downsample(self.stem_norm(self.stem(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+        y = self.mlp(self.norm(self.depthwise(x).permute(0, 2, 3, 1))) * self.scale
+        return self.fc(self.block(x + y.permute(0, 3, 1, 2)).mean((2, 3)))
+
+
 NETS = {
     "resnet": (ResNetLike, "relu"),
     "densenet": (DenseNetLike, "transition"),
     "efficientnet": (EfficientNetLike, "project"),
+    "mobilenetv3": (MobileNetV3Like, "head"),
+    "convnext": (ConvNeXtLike, "block"),  # no ReLU: Guided Backprop is the plain gradient, as torch's hooks give
 }
 
 
@@ -147,13 +197,18 @@ def torch_rectified_gradients(net, x, target, percentile):
     return x.grad.numpy().transpose(0, 2, 3, 1)
 
 
-def torch_gradcam(net, layer, x, target):
+def torch_gradcam(net, layer, x, target, tokens=None):
+    """Grad-CAM at ``layer``'s output with torch hooks; ``tokens`` = (k, h, w): the output is (N, k + h*w, c)
+    tokens, read as an (N, c, h, w) map without the k leading tokens."""
     store = {}
     hook = layer.register_forward_hook(lambda m, i, o: store.setdefault("a", o))
     logits = net(torch.tensor(x))
     hook.remove()
     a = store["a"]
     grads = torch.autograd.grad(logits[np.arange(len(x)), target].sum(), a)[0]
+    if tokens is not None:
+        prefix, h, w = tokens
+        a, grads = (t[:, prefix:].reshape(len(x), h, w, -1).permute(0, 3, 1, 2) for t in (a, grads))
     heat = torch.relu((grads.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
     heat = nn.functional.interpolate(heat, size=x.shape[2:], mode="bilinear", align_corners=False)
     heat = heat[:, 0].detach().numpy()
@@ -447,8 +502,9 @@ def test_heads_that_flatten_with_the_batch_size_convert(idiom, tmp_path, cache, 
     assert_matches_torch_at_two_batches(net, model, photos_nchw, net.conv, guided=True)
 
 
-def assert_matches_torch_at_two_batches(net, model, photos, cam_layer, guided):
-    """Logits, VG, (GB) and Grad-CAM at ``cam_layer`` equal torch's at batch 3 and at batch 1."""
+def assert_matches_torch_at_two_batches(net, model, photos, cam_layer, guided, tokens=None):
+    """Logits, VG, (GB) and Grad-CAM at ``cam_layer`` (``tokens``: see `torch_gradcam`) equal torch's at batch 3
+    and at batch 1."""
     for batch in (photos, photos[:1]):
         nhwc = batch.transpose(0, 2, 3, 1)
         with torch.no_grad():
@@ -460,7 +516,7 @@ def assert_matches_torch_at_two_batches(net, model, photos, cam_layer, guided):
             expected_gb = torch_gradients(net, batch, target, guided=True)
             assert rel(tf_gag.attributions(model, nhwc, "gb", target), expected_gb) < 1e-4
         cam = tf_gag.explain(model, nhwc, "grad_cam", target)
-        np.testing.assert_allclose(cam, torch_gradcam(net, cam_layer, batch, target), atol=1e-4)
+        np.testing.assert_allclose(cam, torch_gradcam(net, cam_layer, batch, target, tokens), atol=1e-4)
 
 
 def test_a_model_without_a_convolutional_feature_map_loads_without_grad_cam(tmp_path, cache, photos_nchw):
@@ -517,10 +573,21 @@ class _Attention(nn.Module):
         return self.out((attention @ v).transpose(1, 2).reshape(n, t, d))
 
 
-class _Block(nn.Module):
+class _TorchAttention(nn.Module):
+    """torch's nn.MultiheadAttention, as torchvision's ViT uses it: it exports (T, N x heads, d) reshapes."""
+
     def __init__(self, dim, heads):
         super().__init__()
-        self.norm1, self.attention, self.norm2 = nn.LayerNorm(dim), _Attention(dim, heads), nn.LayerNorm(dim)
+        self.inner = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x):
+        return self.inner(x, x, x, need_weights=False)[0]
+
+
+class _Block(nn.Module):
+    def __init__(self, dim, heads, attention=_Attention):
+        super().__init__()
+        self.norm1, self.attention, self.norm2 = nn.LayerNorm(dim), attention(dim, heads), nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
 
     def forward(self, x):
@@ -531,12 +598,12 @@ class _Block(nn.Module):
 class TinyViT(nn.Module):
     """Patch embedding, class token (expanded with x.shape[0]), attention, LayerNorm, GELU: a small ViT."""
 
-    def __init__(self, dim=32, patch=16, classes=5):
+    def __init__(self, dim=32, patch=16, classes=5, depth=2, attention=_Attention):
         super().__init__()
         self.patch = nn.Conv2d(3, dim, patch, patch)
         self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.pos = nn.Parameter(torch.randn(1, 1 + (SIZE // patch) ** 2, dim) * 0.02)
-        self.blocks = nn.Sequential(_Block(dim, 4), _Block(dim, 4))
+        self.blocks = nn.Sequential(*(_Block(dim, 4, attention) for _ in range(depth)))
         self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
 
     def forward(self, x):
@@ -545,12 +612,35 @@ class TinyViT(nn.Module):
         return self.head(self.norm(self.blocks(x))[:, 0])
 
 
-def test_a_small_vision_transformer_converts_and_explains(tmp_path, cache, photos_nchw):
+@pytest.mark.parametrize("attention", [_Attention, _TorchAttention], ids=["own attention", "nn.MultiheadAttention"])
+def test_a_small_vision_transformer_converts_and_explains(attention, tmp_path, cache, photos_nchw):
     """It used to fail to load (the Grad-CAM split picked an attention transpose); now: logits and gradients equal
-    torch's at batch 3 and 1, and Grad-CAM uses the patch embedding's grid (the last map convolutions made)."""
-    net = seeded(TinyViT)
+    torch's at batch 3 and 1, and Grad-CAM reads the tokens entering the last block (its output reaches the logits
+    only through the class token) as the 4 x 4 patch grid, class token dropped, as torch hooks compute it.
+    nn.MultiheadAttention exports reshapes with the batch inside (T, N x heads, d): they follow the batch too."""
+    net = seeded(lambda: TinyViT(attention=attention))
     path = str(tmp_path / "vit.onnx")
     export(net, path, input_size=(SIZE, SIZE))
     model = tf_gag.load_model(path, cache=cache)
-    assert model.metadata["gradcam"]["shape"] == [SIZE // 16, SIZE // 16, 32]
-    assert_matches_torch_at_two_batches(net, model, photos_nchw, net.patch, guided=False)  # GELU: no ReLU to guide
+    split = model.metadata["gradcam"]
+    assert (split["layout"], split["shape"], split["prefix"], split["grid"]) == ("tokens", [17, 32], 1, [4, 4])
+    assert_matches_torch_at_two_batches(net, model, photos_nchw, net.blocks[0], guided=False,  # GELU: no ReLU
+                                        tokens=(1, 4, 4))
+    cam = tf_gag.explain(model, photos_nchw.transpose(0, 2, 3, 1), "grad_cam")
+    assert (cam.max(axis=(1, 2)) == 1).all()  # not an all-zero map (the last block's patch tokens would give one)
+
+
+def test_vision_transformer_grad_cam_on_tokens_chosen_by_name(tmp_path, cache, photos_nchw):
+    """feature= names a token tensor: here the first of three blocks' output (exported as the 'features' output;
+    the automatic choice would be the second's)."""
+    net = seeded(lambda: TinyViT(depth=3))
+    path = str(tmp_path / "vit_block0.onnx")
+    export(net, path, input_size=(SIZE, SIZE), feature="blocks.0")
+    model = tf_gag.load_model(path, cache=cache, feature="features")
+    assert (model.metadata["gradcam"]["tensor"], model.metadata["gradcam"]["grid"]) == ("features", [4, 4])
+    with torch.no_grad():
+        target = net(torch.tensor(photos_nchw)).numpy().argmax(axis=1)
+    cam = tf_gag.explain(model, photos_nchw.transpose(0, 2, 3, 1), "grad_cam", target)
+    expected = torch_gradcam(net, net.blocks[0], photos_nchw, target, tokens=(1, 4, 4))
+    np.testing.assert_allclose(cam, expected, atol=1e-4)
+    assert np.abs(expected - torch_gradcam(net, net.blocks[1], photos_nchw, target, tokens=(1, 4, 4))).max() > 0.05

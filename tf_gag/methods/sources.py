@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from ..tokens import MAX_PREFIX, token_grid
 from .part import Part
 
 
@@ -61,14 +62,24 @@ def _imported_feature(adapter):
     return adapter.metadata.get("gradcam", {}).get("tensor", "features")
 
 
+def _imported_tokens(adapter):
+    """(k, h, w) when the imported model's Grad-CAM tensor is a transformer's tokens, else None."""
+    split = adapter.metadata.get("gradcam") or {}
+    return (split["prefix"], *split["grid"]) if split.get("layout") == "tokens" else None
+
+
 class Layer(Part):
     """The gradient with respect to a layer's activations, as Grad-CAM.
 
     ``layer``: a layer name, a path through nested models
-    ('backbone/out_relu'), a layer object, or None for the last layer that
-    outputs a 4-D (N, h, w, c) feature map in the forward pass (found on a
-    zero image of the input size). An imported model offers the one feature
-    tensor its graph was split at. Feature maps are channels-last.
+    ('backbone/out_relu'), a layer object, or None for the automatic choice
+    (found on a zero image of the input size): in a vision transformer (a
+    ``MultiHeadAttention`` layer), the residual ``Add`` whose tokens enter
+    the last attention; otherwise the last layer that outputs a 4-D
+    (N, h, w, c) feature map. A layer with 3-D (N, k + h*w, c) token outputs
+    is read as its h x w patch grid without the k leading tokens
+    (`tf_gag.tokens`). An imported model offers the one tensor its graph was
+    split at (a map or tokens). Feature maps are channels-last.
     """
 
     name = "layer"
@@ -101,37 +112,100 @@ class Layer(Part):
     def bind(self, adapter, image_shape):
         image_shape = tuple(image_shape)
         if adapter.kind == "imported":
-            return BoundLayer(image_shape, capture=_imported_feature(adapter))
+            return BoundLayer(image_shape, capture=_imported_feature(adapter), tokens=_imported_tokens(adapter))
+        outputs = adapter.layer_outputs(tf.zeros((1,) + image_shape))
         if self.layer is not None:
-            return BoundLayer(image_shape, capture=adapter.find_layer(self.layer))
-        spatial = adapter.spatial_layers(tf.zeros((1,) + image_shape))
+            return _named_layer(adapter.find_layer(self.layer), outputs, image_shape)
+        tokens = _transformer_tokens(outputs)
+        if tokens is not None:
+            return BoundLayer(image_shape, capture=tokens[0], tokens=tokens[1])
+        spatial = [layer for _, layer, shape in outputs if len(shape) == 4]
         if not spatial:
             paths = [path for path, _ in adapter.layers()]
             raise ValueError(
                 f"layer: the model has no layer with a 4-D (N, h, w, c) output for Grad-CAM; pass layer= one of {paths}"
             )
-        return BoundLayer(image_shape, capture=spatial[-1][1])
+        return BoundLayer(image_shape, capture=spatial[-1])
+
+
+def _patch_grid(outputs, upto):
+    """(h, w) of the last 4-D output among the first ``upto`` layer outputs (a patch embedding), or None."""
+    maps = [shape[1:3] for _, _, shape in outputs[:upto] if len(shape) == 4]
+    return tuple(maps[-1]) if maps else None
+
+
+def _named_layer(layer, outputs, image_shape):
+    """The bound source for a named Keras layer: its 4-D map, or its 3-D tokens read as the patch grid."""
+    at = next((k for k, (_, seen, _) in enumerate(outputs) if seen is layer), None)
+    if at is None:
+        raise ValueError(f"layer: {layer.name!r} was not called by the model's forward pass")
+    shape = outputs[at][2]
+    if len(shape) == 4:
+        return BoundLayer(image_shape, capture=layer)
+    tokens = token_grid(shape[1], _patch_grid(outputs, at)) if len(shape) == 3 and shape[1] else None
+    if tokens is None:
+        raise ValueError(
+            f"layer: {layer.name!r} outputs shape {shape}; Grad-CAM needs a 4-D (N, h, w, c) feature map or "
+            f"tokens (N, k + h*w, c) with k <= {MAX_PREFIX} leading tokens and an h x w patch grid"
+        )
+    return BoundLayer(image_shape, capture=layer, tokens=tokens)
+
+
+def _is_attention(layer):
+    return any(cls.__name__ == "MultiHeadAttention" for cls in type(layer).__mro__)
+
+
+def _transformer_tokens(outputs):
+    """(layer, (k, h, w)): a Keras vision transformer's tokens entering its last attention, or None.
+
+    The last block's output reaches the logits through the class token only
+    (its patch tokens get zero gradient), so Grad-CAM reads the residual
+    stream entering the last ``MultiHeadAttention``: the last ``Add`` layer
+    before it whose (N, k + h*w, c) output reads as the patch grid (as the
+    ONNX converter chooses for imported transformers).
+    """
+    calls = [k for k, (_, layer, _) in enumerate(outputs) if _is_attention(layer)]
+    if not calls:
+        return None
+    for k in range(calls[-1] - 1, -1, -1):
+        _, layer, shape = outputs[k]
+        if type(layer).__name__ == "Add" and len(shape) == 3 and shape[1]:
+            tokens = token_grid(shape[1], _patch_grid(outputs, k))
+            if tokens is not None:
+                return layer, tokens
+    return None
 
 
 @dataclass(frozen=True)
 class BoundLayer:
+    """``capture``'s activations and gradients as (N, h, w, c) maps; ``tokens`` = (k, h, w) when they are a
+    transformer's tokens (N, k + h*w, c), read as an h x w map without the ``k`` leading tokens."""
+
     image_shape: tuple
     capture: object
+    tokens: tuple = None
 
     @property
     def attribution_shape(self):
         return self.image_shape[:2] + (1,)
 
     def wrt(self, inputs, captured):
-        if captured.shape.rank != 4:
+        rank, what = (3, "tokens (N, k + h*w, c)") if self.tokens else (4, "a 4-D (N, h, w, c) feature map")
+        if captured.shape.rank != rank:
             name = getattr(self.capture, "name", self.capture)
-            raise ValueError(
-                f"layer: {name!r} outputs rank {captured.shape.rank}, Grad-CAM needs a 4-D (N, h, w, c) feature map"
-            )
+            raise ValueError(f"layer: {name!r} outputs rank {captured.shape.rank}, Grad-CAM needs {what}")
         return captured
+
+    def as_map(self, tokens):
+        """(N, k + h*w, c) tokens -> the (N, h, w, c) patch map (leading tokens dropped); maps pass unchanged."""
+        if self.tokens is None:
+            return tokens
+        prefix, h, w = self.tokens
+        return tf.reshape(tokens[:, prefix:], [-1, h, w, tokens.shape[-1]])
 
     def contributions(self, modification, grads, activations, images, params, image_index, sample_index, inputs,
                       seed):
+        grads, activations = self.as_map(grads), self.as_map(activations)
         weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
         heat = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1, keepdims=True))
         return tf.image.resize(heat, self.image_shape[:2], method="bilinear")

@@ -462,8 +462,8 @@ class ModelAdapter:
             raise ValueError(f"layer: no layer named {name!r}; layers are {paths}")
         raise ValueError(f"layer: {name!r} is ambiguous; use a path, one of {paths}")
 
-    def spatial_layers(self, sample):
-        """Leaf layers with a 4-D (N, h, w, c) output, in the order the forward pass runs them.
+    def layer_outputs(self, sample):
+        """(path, layer, output shape) of each leaf layer, in the order the forward pass first runs them.
 
         Found by running ``sample`` once with every leaf layer recording its
         output shape, so subclassed and nested models are searched too.
@@ -471,8 +471,8 @@ class ModelAdapter:
         seen = []
 
         def record(path, layer, out):
-            if hasattr(out, "shape") and len(out.shape) == 4:
-                seen.append((path, layer))
+            if hasattr(out, "shape"):
+                seen.append((path, layer, tuple(out.shape)))
 
         sample = tf.convert_to_tensor(sample)
         with _recording(self.layers(), record):
@@ -481,10 +481,10 @@ class ModelAdapter:
             else:
                 self._call(sample)
         ordered, ids = [], set()
-        for path, layer in seen:
+        for path, layer, shape in seen:
             if id(layer) not in ids:
                 ids.add(id(layer))
-                ordered.append((path, layer))
+                ordered.append((path, layer, shape))
         return ordered
 
     # ----- predictions --------------------------------------------------------
