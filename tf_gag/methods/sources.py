@@ -135,12 +135,14 @@ def _patch_grid(outputs, upto):
 
 
 def _named_layer(layer, outputs, image_shape):
-    """The bound source for a named Keras layer: its 4-D map, or its 3-D tokens read as the patch grid."""
+    """The bound source for a named Keras layer: its 4-D map, or its 3-D tokens read as the patch grid.
+
+    A layer that is not a recorded leaf (a nested model passed as an
+    object) is captured as a map; `BoundLayer.wrt` checks its rank.
+    """
     at = next((k for k, (_, seen, _) in enumerate(outputs) if seen is layer), None)
-    if at is None:
-        raise ValueError(f"layer: {layer.name!r} was not called by the model's forward pass")
-    shape = outputs[at][2]
-    if len(shape) == 4:
+    shape = None if at is None else outputs[at][2]
+    if shape is None or len(shape) == 4:
         return BoundLayer(image_shape, capture=layer)
     tokens = token_grid(shape[1], _patch_grid(outputs, at)) if len(shape) == 3 and shape[1] else None
     if tokens is None:
