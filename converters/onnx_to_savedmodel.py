@@ -11,9 +11,10 @@ Why a child process: ``import onnx2tf`` switches TensorFlow to legacy Keras,
 enables op determinism, seeds the RNGs and hides GPUs. tf_gag never imports
 this module; the SavedModel it writes loads with TensorFlow alone.
 
-What is saved (all NHWC float32, free batch):
-  ``features(x)``       the image -> the Grad-CAM feature tensor (N, h, w, c);
-  ``head(f)``           that feature tensor -> logits;
+What is saved (all NHWC float32, free batch, weights as constants):
+  ``features(x)``       the image -> the Grad-CAM tensor: a feature map (N, h, w, c), or a
+                        transformer's tokens (N, k + h*w, c) (`tf_gag.tokens`);
+  ``head(f)``           that tensor -> logits;
   ``logits(x)``         ``head(features(x))``, also the ``serving_default`` signature;
 and beside it ``logits.pb``: ``logits`` frozen into one flat GraphDef (variables
 as constants, nested calls inlined), with the feature map's tensor named in
@@ -22,7 +23,8 @@ as constants, nested calls inlined), with the feature map's tensor named in
 (`tf_gag.methods.rules`) and Grad-CAM reads the feature map in the same pass.
 The graph is split at the feature tensor (one function returning both would
 give no gradient of logits with respect to the features). Every part is
-checked against onnxruntime on a batch of two before anything is written.
+checked against onnxruntime on batches of two and three before anything is
+written.
 """
 import json
 import os
