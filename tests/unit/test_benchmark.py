@@ -1,5 +1,6 @@
 """tf_gag.benchmark's parts: the tables' plan, the run folder's refusals and resuming, and tables from stored
 batches equal to `tf_gag.evaluate` over all the images at once."""
+import hashlib
 import json
 import os
 
@@ -109,6 +110,21 @@ def test_tables_from_stored_batches_equal_evaluate_on_all_images(folder, tmp_pat
     assert "## Table 2: methods (√MAE and LcDice on the 1 masked images; RCAP, DAUC, IAUC on all 3)" in text
     assert f"| GB | {original['sqrt_mae']:.4f} | " in text and "## Table 1" not in text
     assert sorted(f for f in os.listdir(tmp_path / "out") if f.endswith(".png")) == ["table2.png", "table3.png"]
+
+
+def test_resume_refuses_a_model_replaced_at_the_same_path(folder, tmp_path):
+    import keras
+
+    data, path, _, _ = folder
+    tf_gag.benchmark.run(data, path, tmp_path / "out", batch_size=2, methods="vg", progress=False)
+    before = json.loads((tmp_path / "out" / "benchmark.json").read_text())["model_sha256"]
+    assert before == hashlib.sha256(open(path, "rb").read()).hexdigest()
+    model = keras.models.load_model(path)
+    model.set_weights([w + 1 for w in model.get_weights()])
+    model.save(path)
+    with pytest.raises(ValueError, match=rf"other settings \(model_sha256 '{before}' then, '[0-9a-f]{{64}}' now\)"):
+        tf_gag.benchmark.run(data, path, tmp_path / "out", batch_size=2, methods="vg",
+                             resume=True, progress=False)
 
 
 def test_folder_errors(folder, tmp_path):

@@ -9,6 +9,7 @@ from ..evaluation import evaluate
 from ..io.inputs import check_batch_size, check_seed
 from ..metrics import named
 from ..model import load_model
+from ..model.loading import fingerprint
 from ..tools import viz
 from . import plan as planning
 from . import tables as tabulate
@@ -16,7 +17,8 @@ from .data import batch_count, open_data
 from .store import Store
 
 #: The layout of the stored files; part of the settings, so a run stored in another layout is not resumed.
-FORMAT = 1
+#: 2: the settings hold the model's content hash (``model_sha256``).
+FORMAT = 2
 
 
 def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planning.METRICS, resume=False,
@@ -62,7 +64,8 @@ def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planni
         raise ValueError(f"data: {os.fspath(data)} has no masks, which metrics {mask_metrics} need; add masks/ or "
                          f"leave them out (metrics={others}; CLI: --metrics {','.join(others)})")
     settings = {"format": FORMAT, "data": os.path.abspath(data),
-                "model": os.path.abspath(model) if os.path.exists(model) else model, "batch_size": batch_size,
+                "model": os.path.abspath(model) if os.path.exists(model) else model,
+                "model_sha256": fingerprint(model), "batch_size": batch_size,
                 "seed": seed, "methods": chosen, "metrics": [m.name for m in metrics], "images": source.count}
     store.begin(settings)
     units, batches = planning.plan(chosen), batch_count(source.count, batch_size)

@@ -1,6 +1,6 @@
 """A benchmark run's folder: the settings it began with, one result file per unit and batch, resuming.
 
-    OUT/benchmark.json                        the run's settings (model, data, batch size, seed, ...)
+    OUT/benchmark.json                        the run's settings (model and its hash, data, batch size, ...)
     OUT/scores/<unit key>/batch-00000.npz     one batch's per-image scores and curves, for one unit
     OUT/tables.json, tables.md, table1.png ... the tables, computed from the stored files only
 

@@ -52,6 +52,19 @@ def _manifest(folder):
     }
 
 
+def fingerprint(model):
+    """SHA-256 of a model file's bytes or of a model folder's files (names and contents); None for a zoo name.
+
+    What a resumed benchmark compares, so that a model replaced at the same
+    path is not mixed with results of the one before.
+    """
+    if os.path.isfile(model):
+        return _sha256(model)
+    if os.path.isdir(model):
+        return hashlib.sha256(json.dumps(sorted(_manifest(model).items())).encode()).hexdigest()
+    return None
+
+
 def _entry_is_valid(folder):
     try:
         with open(os.path.join(folder, _MANIFEST)) as f:
