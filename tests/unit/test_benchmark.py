@@ -3,6 +3,10 @@ batches equal to `tf_gag.evaluate` over all the images at once."""
 import hashlib
 import json
 import os
+import re
+import shutil
+import subprocess
+import warnings
 
 import numpy as np
 import pytest
@@ -10,6 +14,8 @@ from PIL import Image
 
 import tf_gag
 from tf_gag.benchmark import plan, store
+from tf_gag.io.files import write_bytes
+from tf_gag.tools import cli
 
 
 def test_plan_holds_the_papers_tables():
@@ -38,11 +44,8 @@ def test_store_refuses_a_used_folder_and_other_settings(tmp_path):
     run.begin({"seed": 0, "methods": ["vanilla_gradient"]})
     run.save(unit, 3, {"names": np.array(["a"]), "rcap": np.array([0.5])})
     assert run.has(unit, 3) and not run.has(unit, 2)
-    assert run.load(unit, 3)["rcap"].tolist() == [0.5] and os.listdir(os.path.dirname(run.path(unit, 3))) == [
-        "batch-00003.npz"]  # no temporary file left
-    with open(run.path(unit, 2), "wb") as f:
-        f.write(b"half a zip")
-    assert not run.has(unit, 2)  # unreadable: computed again
+    assert run.load(unit, 3)["rcap"].tolist() == [0.5] and sorted(os.listdir(os.path.dirname(run.path(unit, 3)))) == [
+        "batch-00003.npz", "batch-00003.npz.sha256"]  # no temporary file left
     with pytest.raises(FileExistsError, match="is not empty; pass resume=True"):
         store.Store(tmp_path / "run")
     again = store.Store(tmp_path / "run", resume=True)
@@ -56,6 +59,74 @@ def test_store_refuses_a_used_folder_and_other_settings(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError, match="out: .* is not a folder"):
         store.Store(tmp_path / "file")
+
+
+def test_store_checks_every_batch_file_against_its_recorded_sha256(tmp_path, monkeypatch):
+    """Each kind of damage is reported by path and reason and counts as missing; tables never read it. A run killed
+    between a batch's two writes leaves a batch that is simply not stored."""
+    unit = plan.Unit("table2_vanilla_gradient", 2, "VG", "vanilla_gradient")
+    run = store.Store(tmp_path / "run")
+    run.begin({"seed": 0})
+    rcap = np.array([0.25, 0.5])
+    for index in [*range(5), 6]:
+        run.save(unit, index, {"names": np.array(["a", "b"]), "rcap": rcap})
+    folder = os.path.dirname(run.path(unit, 0))
+    written = open(run.path(unit, 0), "rb").read()
+    assert open(run.path(unit, 0) + ".sha256").read() == f"{hashlib.sha256(written).hexdigest()}  batch-00000.npz\n"
+    if shutil.which("sha256sum"):  # the sidecars are sha256sum's own lines: the tool checks every file
+        sidecars = sorted(name for name in os.listdir(folder) if name.endswith(".sha256"))
+        checked = subprocess.run(["sha256sum", "-c", *sidecars], cwd=folder, capture_output=True, text=True)
+        assert checked.returncode == 0 and checked.stdout.count(": OK") == 6, checked.stdout + checked.stderr
+
+    class Killed(BaseException):
+        """The process ends here."""
+
+    written_files = []
+
+    def killed_after_one_write(path, data):
+        if written_files:
+            raise Killed
+        written_files.append(os.path.basename(path))
+        write_bytes(path, data)
+
+    monkeypatch.setattr(store, "write_bytes", killed_after_one_write)
+    with pytest.raises(Killed):
+        run.save(unit, 5, {"names": np.array(["a", "b"]), "rcap": rcap})
+    monkeypatch.undo()
+    assert written_files == ["batch-00005.npz.sha256"] and not os.path.exists(run.path(unit, 5))
+
+    with open(run.path(unit, 0), "wb") as f:
+        f.write(written[: len(written) // 2])
+    flipped = bytearray(written)
+    flipped[flipped.index(rcap.tobytes())] ^= 1  # one bit of the first score
+    with open(run.path(unit, 1), "wb") as f:
+        f.write(flipped)
+    os.remove(run.path(unit, 2) + ".sha256")
+    with open(run.path(unit, 3) + ".sha256", "w") as f:
+        f.write("0" * 64 + "\n")
+    os.remove(run.path(unit, 4))
+    os.mkdir(run.path(unit, 4))
+    mismatch = "does not match the SHA-256 recorded when it was written (batch-0000{}.npz.sha256): it was truncated " \
+               "or altered since"
+    broken = {0: mismatch.format(0), 1: mismatch.format(1), 2: "has no checksum (batch-00002.npz.sha256 is missing)",
+              3: "has no readable checksum (batch-00003.npz.sha256 is not its sha256sum line)",
+              4: "cannot be read (Is a directory)"}
+    for index, why in broken.items():
+        with pytest.warns(UserWarning) as caught:
+            assert not run.has(unit, index)
+        assert [str(w.message) for w in caught] == [f"the stored batch {run.path(unit, index)} {why}; computing it "
+                                                    "again"]
+        with pytest.raises(ValueError, match=re.escape(f"tables: the stored batch {run.path(unit, index)} {why}, "
+                                                       "and the tables are not built from it; resume the run")):
+            run.load(unit, index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not run.has(unit, 5) and run.has(unit, 6)
+        assert run.load(unit, 6)["rcap"].tolist() == [0.25, 0.5]
+        with pytest.raises(ValueError, match=re.escape(f"tables: the batch file {run.path(unit, 5)} is missing")):
+            run.load(unit, 5)
+        run.save(unit, 0, {"names": np.array(["a", "b"]), "rcap": rcap})  # computed again: whole and checked
+        assert run.has(unit, 0) and run.load(unit, 0)["rcap"].tolist() == [0.25, 0.5]
 
 
 @pytest.fixture
@@ -82,23 +153,28 @@ def folder(tmp_path):
     return str(tmp_path / "data"), str(tmp_path / "small.keras"), pixels.astype(np.float32), mask / 255.0
 
 
-def test_tables_from_stored_batches_equal_evaluate_on_all_images(folder, tmp_path):
-    data, path, images, mask = folder
-    tables = tf_gag.benchmark.run(data, path, tmp_path / "out", batch_size=2, methods="gb", progress=False)
+def _evaluated(folder, method, batch_size, **options):
+    """The folder's targets, and the dataset values of ``method`` on all its images at once: `tf_gag.explain` then
+    `tf_gag.evaluate` (the mask metrics on b, the one image with a mask), no benchmark code involved."""
+    _, path, images, mask = folder
     model = tf_gag.load_model(path)
     targets = model.predict_logits(images, 3).argmax(axis=1)
-    targets[2] = 4
+    targets[2] = 4  # c's label
+    maps = tf_gag.explain(model, images, method, targets, batch_size=batch_size, **options)
+    curves = tf_gag.evaluate(model, images, maps, targets, batch_size=batch_size).means()
+    masked = tf_gag.evaluate(model, images[1:2], maps[1:2], targets[1:2], mask[None],
+                             metrics=("sqrt_mae", "log_cosh_dice")).means()
+    return targets, {**masked, **curves}
+
+
+def test_tables_from_stored_batches_equal_evaluate_on_all_images(folder, tmp_path):
+    data, path, _, _ = folder
+    tables = tf_gag.benchmark.run(data, path, tmp_path / "out", batch_size=2, methods="gb", progress=False)
+    targets, original = _evaluated(folder, "gb", 2)
     assert tables["images"] == ["a", "b", "c"] and tables["targets"] == targets.tolist()
     assert tables["masked"] == [False, True, False] and tables["mask_metrics"] == ["sqrt_mae", "log_cosh_dice"]
+    values = lambda **options: _evaluated(folder, "gb", 2, **options)[1]
 
-    def values(**options):
-        maps = tf_gag.explain(model, images, "gb", targets, batch_size=2, **options)
-        curves = tf_gag.evaluate(model, images, maps, targets, batch_size=2).means()
-        masked = tf_gag.evaluate(model, images[1:2], maps[1:2], targets[1:2], mask[None],
-                                 metrics=("sqrt_mae", "log_cosh_dice")).means()
-        return {**masked, **curves}
-
-    original = values()
     assert tables["table2"]["GB"] == original  # exactly: the same batches, the same arithmetic
     assert tables["table2"]["GB^R"] == values(reverse=plan.REVERSE["guided_backprop"])
     guided = values(variant="GA")
@@ -110,6 +186,76 @@ def test_tables_from_stored_batches_equal_evaluate_on_all_images(folder, tmp_pat
     assert "## Table 2: methods (√MAE and LcDice on the 1 masked images; RCAP, DAUC, IAUC on all 3)" in text
     assert f"| GB | {original['sqrt_mae']:.4f} | " in text and "## Table 1" not in text
     assert sorted(f for f in os.listdir(tmp_path / "out") if f.endswith(".png")) == ["table2.png", "table3.png"]
+
+
+def test_resume_computes_a_truncated_and_a_bit_flipped_batch_again(folder, tmp_path):
+    """Both are named in a warning and computed again, the intact batch is left alone, and the tables equal an
+    uninterrupted run's and `tf_gag.evaluate`'s on all the images."""
+    data, path, _, _ = folder
+    run = lambda out, **options: tf_gag.benchmark.run(data, path, tmp_path / out, batch_size=1, methods="vg",
+                                                      progress=False, **options)
+    whole = run("whole")
+    run("damaged")
+    scores = tmp_path / "damaged" / "scores" / "table2_vanilla_gradient"
+    truncated, intact, flipped = (scores / f"batch-0000{i}.npz" for i in range(3))
+    truncated.write_bytes(truncated.read_bytes()[:-40])  # its end: the zip's directory
+    with np.load(flipped) as stored:
+        rcap = stored["rcap"].tobytes()
+    content = bytearray(flipped.read_bytes())
+    content[content.index(rcap)] ^= 1  # one bit of its RCAP
+    flipped.write_bytes(bytes(content))
+    untouched = os.stat(intact)
+
+    with pytest.warns(UserWarning) as caught:
+        resumed = run("damaged", resume=True)
+    assert [str(w.message) for w in caught if "stored batch" in str(w.message)] == [
+        f"the stored batch {file} does not match the SHA-256 recorded when it was written ({file.name}.sha256): it "
+        "was truncated or altered since; computing it again" for file in (truncated, flipped)]
+    assert (os.stat(intact).st_ino, os.stat(intact).st_mtime_ns) == (untouched.st_ino, untouched.st_mtime_ns)
+    for file in (truncated, intact, flipped):
+        assert (scores / f"{file.name}.sha256").read_text().split()[0] == hashlib.sha256(file.read_bytes()).hexdigest()
+        with np.load(file) as again, np.load(tmp_path / "whole" / file.relative_to(tmp_path / "damaged")) as first:
+            assert sorted(again.files) == sorted(first.files)
+            for name in first.files:
+                np.testing.assert_array_equal(again[name], first[name], err_msg=f"{file.name}: {name}")
+    assert resumed == whole
+    assert (tmp_path / "damaged" / "tables.json").read_bytes() == (tmp_path / "whole" / "tables.json").read_bytes()
+    targets, expected = _evaluated(folder, "vg", 1)
+    assert resumed["targets"] == targets.tolist() and resumed["table2"]["VG"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_corrupted_benchmark_json_is_named(folder, tmp_path, capsys, monkeypatch):
+    """Read on --resume: the error names the file and what is wrong, with no JSON traceback; the CLI's is its
+    one line, exit status 1."""
+    data, path, _, _ = folder
+    out = tmp_path / "out"
+    tf_gag.benchmark.run(data, path, out, batch_size=2, methods="vg", progress=False)
+    settings = out / "benchmark.json"
+    text = settings.read_text()
+    resume = lambda: tf_gag.benchmark.run(data, path, out, batch_size=2, methods="vg", resume=True, progress=False)
+    damage = {text[: len(text) // 2].encode(): r"is not valid JSON \(.+: line \d+ column \d+ \(char \d+\)\)",
+              b"\x80" + text.encode(): r"is not UTF-8 text", b"[1, 2]": r"is not a JSON object of settings \(it "
+              r"holds a list\)", b"": r"is not valid JSON \(Expecting value: line 1 column 1 \(char 0\)\)"}
+    for content, what in damage.items():
+        settings.write_bytes(content)
+        with pytest.raises(ValueError, match=rf"^resume: {re.escape(str(settings))} {what}, so the run there cannot be "
+                                             "resumed; choose a new out folder$") as error:
+            resume()
+        assert error.value.__context__ is None and error.value.__cause__ is None  # not raised from the JSON error
+    settings.unlink()
+    settings.mkdir()
+    with pytest.raises(ValueError, match=rf"^resume: {re.escape(str(settings))} cannot be read \(Is a directory\)"):
+        resume()
+    settings.rmdir()
+
+    settings.write_text(text[:-2])
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command sets it, undone after the test
+    status = cli.main(["benchmark", data, "--model", path, "--out", str(out), "--methods", "vg", "--batch-size", "2",
+                       "--resume", "--quiet"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and len(lines) == 1, lines
+    assert re.fullmatch(rf"tf-gag benchmark: resume: {re.escape(str(settings))} is not valid JSON \(.*\), so the run "
+                        "there cannot be resumed; choose a new out folder", lines[0]), lines
 
 
 def test_resume_refuses_a_model_replaced_at_the_same_path(folder, tmp_path):

@@ -17,8 +17,8 @@ from .data import batch_count, open_data
 from .store import Store
 
 #: The layout of the stored files; part of the settings, so a run stored in another layout is not resumed.
-#: 2: the settings hold the model's content hash (``model_sha256``).
-FORMAT = 2
+#: 2: the settings hold the model's content hash (``model_sha256``); 3: each batch file has a SHA-256 sidecar.
+FORMAT = 3
 
 
 def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planning.METRICS, resume=False,
@@ -46,9 +46,12 @@ def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planni
     Every batch's per-image scores and curves are written atomically to
     ``out/scores/`` before the next starts, and the tables are computed from
     those files alone, so a run killed and resumed gives an uninterrupted
-    run's tables. Writes ``tables.json``, ``tables.md`` and ``table1.png`` ...
-    in ``out``; the returned dict is tables.json's content (see
-    `tf_gag.benchmark.tables.build`).
+    run's tables. Each file's SHA-256 is recorded beside it and checked
+    before the file is used: on resuming, a file that fails is computed again
+    with a warning naming it and why; the tables refuse one (a ValueError
+    naming it) rather than use it (see `tf_gag.benchmark.store`). Writes
+    ``tables.json``, ``tables.md`` and ``table1.png`` ... in ``out``; the
+    returned dict is tables.json's content (see `tf_gag.benchmark.tables.build`).
     """
     chosen = planning.resolve_methods(methods)
     metrics = named.resolve(planning.resolve_metrics(metrics))
@@ -78,7 +81,7 @@ def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planni
 
 
 def _compute(unit, label, store, adapter, source, metrics, batch_size, seed, progress):
-    """The unit's batches that are not stored yet, each stored as soon as it is scored."""
+    """The unit's batches that are not stored yet or fail their check, each stored as soon as it is scored."""
     from tqdm.auto import tqdm
 
     wanted = [i for i in range(batch_count(source.count, batch_size)) if not store.has(unit, i)]

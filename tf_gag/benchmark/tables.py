@@ -47,6 +47,9 @@ def _means(parts, metrics, targets, masked):
 def build(store, units, metrics, batches, settings, classes=None):
     """The tables of ``units`` (their stored ``batches`` each) as JSON-ready values.
 
+    Every batch is read through `Store.load`, which checks its file's SHA-256:
+    a missing or broken file raises a ValueError naming it, never a table.
+
     Returns {"settings", "images", "targets", "target_names", "masked",
     "better", "mask_metrics", "table1" {p: row}, "table2" {method: row},
     "table3" {variant: row}, "undefined" {unit key: {metric: count}}}, a
