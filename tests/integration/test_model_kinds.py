@@ -1,4 +1,5 @@
 """Guided Backprop, Grad-CAM and the model adapter on every kind of model."""
+import os
 import warnings
 
 import keras
@@ -190,3 +191,24 @@ def test_subclassed_saved_model_and_callable_give_the_same_gradients(tmp_path, r
     assert cam.shape == (3, 6, 6) and np.all(np.isfinite(cam))
     with pytest.raises(ValueError, match="Grad-CAM needs a Keras model"):
         tf_gag.explain(loaded, x, "grad_cam")
+
+
+@pytest.mark.parametrize("suffix", ["keras", "h5"])
+def test_keras_file_with_python_code_is_refused_and_its_code_never_runs(suffix, tmp_path):
+    """Keras' safe mode refuses a Lambda layer's bytecode; tf_gag's message names the file and the way out."""
+    marker = str(tmp_path / "the_lambda_ran")
+    inputs = keras.Input((4, 4, 3))
+    touched = keras.layers.Lambda(lambda x: (open(marker, "w").close(), x)[1])(inputs)  # writes marker when run
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(touched)))
+    path = str(tmp_path / f"lambda.{suffix}")
+    model.save(path)
+    os.remove(marker)  # building the model ran the lambda: the payload works
+    with pytest.raises(ValueError) as refused:
+        tf_gag.load_model(path)
+    message = str(refused.value)
+    assert message.startswith(f"model: {path} holds Python code (a Lambda layer), which tf_gag will not run")
+    assert f"keras.saving.load_model({path!r}, safe_mode=False) and pass the model object to tf_gag" in message
+    assert not os.path.exists(marker)
+    trusted = keras.saving.load_model(path, safe_mode=False)  # the way out the message gives
+    assert tf_gag.explain(trusted, np.ones((1, 4, 4, 3), np.float32), "vg", targets=0).shape == (1, 4, 4)
+    assert os.path.exists(marker)  # so the refused file did hold code that runs

@@ -15,8 +15,8 @@ TF_GAG = os.path.join(os.path.dirname(sys.executable), "tf-gag")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def run(*args):
-    return subprocess.run([TF_GAG, *args], capture_output=True, text=True, env=ENV)
+def run(*args, cwd=None):
+    return subprocess.run([TF_GAG, *args], capture_output=True, text=True, env=ENV, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +83,15 @@ def test_user_errors_are_one_line_with_status_1(model_path, folder, tmp_path):
     assert blocked.returncode == 1 and "--out: cannot create" in blocked.stderr
 
 
-def test_export_refuses_an_existing_path_unless_overwrite(model_path, tmp_path):
-    target = str(tmp_path / "serving" / "1")
-    os.makedirs(os.path.dirname(target))
-    assert run("export", model_path, target, "--method", "vg").returncode == 0
-    again = run("export", model_path, target, "--method", "vg")
+def test_export_creates_serving_folders_and_refuses_an_existing_path_unless_overwrite(model_path, tmp_path):
+    target = "serving/1"  # TF Serving's model/<version> layout, in an empty folder
+    done = run("export", model_path, target, "--method", "vg", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert os.listdir(tmp_path) == ["serving"] and os.listdir(tmp_path / "serving") == ["1"]
+    assert os.path.exists(tmp_path / "serving" / "1" / "saved_model.pb")
+    again = run("export", model_path, target, "--method", "vg", cwd=tmp_path)
     assert again.returncode == 1 and "already exists; pass overwrite=True (CLI: --overwrite)" in again.stderr
-    assert run("export", model_path, target, "--method", "vg", "--overwrite").returncode == 0
+    assert run("export", model_path, target, "--method", "vg", "--overwrite", cwd=tmp_path).returncode == 0
 
 
 def test_sanity_writes_the_library_result_and_refuses_noise_that_changes_predictions(model_path, folder, tmp_path):

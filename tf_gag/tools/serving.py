@@ -129,9 +129,11 @@ def export_saved_model(model, path, method="guided_absolute_grad", *, overwrite=
     Args:
       model: anything `tf_gag.explain` takes (Keras model, imported model,
         path or zoo name).
-      path: the SavedModel folder to write. An existing one is refused unless
-        ``overwrite=True``; the new one is written beside it and swapped in
-        only when complete, so a failed export leaves the old one intact.
+      path: the SavedModel folder to write, e.g. ``serving/1`` (TF Serving's
+        ``model/<version>`` layout): missing parent folders are created. An
+        existing one is refused unless ``overwrite=True``; the new one is
+        written beside it and swapped in only when complete, so a failed
+        export leaves the old one intact.
       method: the saliency method of the ``explain*`` signatures, with its
         ``variant`` and options (`tf_gag.list_methods()`); Guided IG (host-side
         steps) and reversed maps cannot be exported.
@@ -142,14 +144,16 @@ def export_saved_model(model, path, method="guided_absolute_grad", *, overwrite=
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"path: {path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"path: the folder {parent} does not exist")
     explainer = Explainer(model, method, seed=seed, variant=variant, **method_options)
     _check_exportable(explainer)
     names = class_names if class_names is not None else explainer.adapter.classes
     module = _ServingModule(explainer, names)
     module.track_variables()
+    parent = os.path.dirname(path)
+    try:  # only now: a refused model, method or option leaves no folder behind
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:
+        raise type(error)(f"path: cannot create the folder {parent} ({error.strerror})") from None
     staging = tempfile.mkdtemp(prefix=".tf_gag-export-", dir=parent)
     try:
         # The signatures compute saliency inside; nobody differentiates them, so gradients are not saved (a
