@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import ops
+from .checks import rows_where
 from .distribute import check_strategy
 from .errors import PartialResultError
 from .io import data
@@ -129,14 +130,37 @@ class Explainer:
         perturbed. ``on_progress(k)`` is called after every chunk with the
         number of forward+backward passes it ran. If a chunk fails, the
         `PartialResultError` raised holds the attributions of the images
-        already finished (``partial``, ``completed``).
+        already finished (``partial``, ``completed``). NaN or Inf never
+        reaches the result: model outputs that are not finite raise a
+        `ModelOutputError` naming the images, NaN or Inf attributions of
+        finite outputs a ValueError naming the images and the gradients.
         """
         return self._attributions(*self._prepare(images, targets, inputs), on_progress)
 
     def _attributions(self, images, ids, context, on_progress):
-        return self._engine.attributions(
+        result = self._engine.attributions(
             images, ids, batch_size=self.batch_size, seed=self.seed, strategy=self.strategy, on_progress=on_progress,
             context=context,
+        )
+        self._require_finite(result, images, context)
+        return result
+
+    def _require_finite(self, result, images, context):
+        """Raise if attributions hold NaN or Inf, naming the images, rather than return NaN maps.
+
+        Only then are the model's outputs computed for every image: NaN or Inf
+        there raises `ModelOutputError` (`ModelAdapter.predict_logits`);
+        finite outputs leave the gradients, or the outputs on the inputs the
+        method derives from the images (noisy copies, path points), to blame.
+        """
+        bad = rows_where(~np.isfinite(result))
+        if not bad:
+            return
+        self.adapter.predict_logits(images, self.batch_size, warn=False, context=context)
+        raise ValueError(
+            f"model: expected finite gradients, got NaN or Inf attributions for image(s) {bad}; its outputs on the "
+            f"images are finite, so its gradients are not, or its outputs on the inputs {self.preset.name} derives "
+            "from them (noisy copies, path points) are not"
         )
 
     def explain(self, images, targets=None, *, inputs=None, on_progress=None):

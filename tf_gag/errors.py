@@ -1,4 +1,7 @@
-"""Exceptions that carry what was computed before a failure."""
+"""Exceptions that carry what was computed before a failure, or what a model returned that tf_gag cannot use."""
+import numpy as np
+
+from .checks import rows_where
 
 
 class PartialResultError(RuntimeError):
@@ -22,11 +25,32 @@ class PartialResultError(RuntimeError):
 
 
 class ModelOutputError(ValueError):
-    """A model returned something other than one (N, classes) tensor; the message names what it returned.
+    """A model returned something other than one (N, classes) tensor of finite values; the message names what.
 
-    Raised while TensorFlow traces the model, where AutoGraph re-raises it
-    wrapped in its "in user code" trace; `unwrapped` finds it again.
+    A wrong structure is found while TensorFlow traces the model, where
+    AutoGraph re-raises it wrapped in its "in user code" trace; `unwrapped`
+    finds it again. NaN or Inf values are found in the outputs computed
+    (`require_finite`).
     """
+
+    @classmethod
+    def require_finite(cls, outputs, first=0, *, composed=False):
+        """Raise one naming the images whose rows of (n, ...) model ``outputs`` hold NaN or Inf.
+
+        Row i is image ``first + i`` of the caller's images. ``composed``: the
+        rows are scores of the images a metric composed from each image
+        (revealed, deleted or blurred copies), not of the image itself.
+        Non-finite outputs would make every map or score of those images NaN
+        without an error, so they stop the run here.
+        """
+        bad = [first + row for row in rows_where(~np.isfinite(np.asarray(outputs, np.float64)))]
+        if not bad:
+            return
+        on = "the images the metrics composed from image(s)" if composed else "image(s)"
+        raise cls(
+            f"model: expected finite outputs (logits or probabilities), got NaN or Inf for {on} {bad}; "
+            "tf_gag cannot explain or score those images"
+        )
 
     @staticmethod
     def unwrapped(error):

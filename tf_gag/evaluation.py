@@ -8,7 +8,7 @@ from .api import Explainer, explainer_for
 from .distribute import check_strategy
 from .errors import PartialResultError
 from .io import data
-from .io.inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size
+from .io.inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size, check_seed
 from .io.targets import resolve_targets
 from .metrics import named
 from .metrics.base import Batch
@@ -170,12 +170,20 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     Returns an `EvaluationResult`. If a batch fails, the `PartialResultError`
     raised carries the result of the batches before it (``partial``,
     ``completed``). A map that sums to 0 has no RCAP: its score is NaN, a
-    warning names it and the means leave it out.
+    warning names it and the means leave it out. A model whose outputs are
+    NaN or Inf for an image, or for the images a metric composes from it,
+    raises a `ModelOutputError` (a ValueError) naming the images.
     """
     if moved:
         raise _refused(next(iter(moved)))
     metrics = named.resolve(metrics)
     batch_size = check_batch_size(batch_size)
+    seed = check_seed(seed)
+    if method_options is not None and not isinstance(method_options, dict):
+        raise TypeError(f"method_options: expected a dict of the method's options, got {method_options!r}")
+    if method_options and not isinstance(maps_or_method, str):
+        raise ValueError("method_options: only a method named by maps_or_method takes them; an Explainer has its "
+                         "own and precomputed maps none")
     strategy = check_strategy(strategy)
     model = resolve_model(model)
     mask_metrics = [m.name for m in metrics if m.needs_masks]
@@ -251,7 +259,7 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
                                             else batch_masks, len(batch_images), (height, width),
                                             binary=binary_masks)
             scored = Batch(scorer.bound(batch_context), batch_images, batch_maps, batch_ids, batch_masks, black,
-                           batch_size)
+                           batch_size, collected.count)
             part = {m.name: m.score(scored) for m in metrics}
         except Exception as exc:
             done = collected.count

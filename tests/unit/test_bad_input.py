@@ -69,7 +69,7 @@ def test_bad_targets(small, targets, error, match):
         ({"method": "gag", "p": 2}, r"p: expected a quantile in \[0, 1\]"),
         ({"method": "vargrad", "n_samples": 1}, r"n_samples: a variance needs at least 2 samples"),
         ({"method": "sg", "n_samples": 0}, r"n_samples: expected an integer >= 1"),
-        ({"method": "sg", "noise_level": -1}, r"noise_level: expected a number"),
+        ({"method": "sg", "noise_level": -1}, r"noise_level: expected a finite number >= 0"),
         ({"method": "vg", "variant": "GA"}, r"variant: vanilla_gradient has no ablation variants"),
         ({"method": "sg", "variant": "X"}, r"variant: expected one of"),
         ({"method": "sg", "reverse": (0.6, 0.3)}, r"reverse: top \+ 2 \* swap"),
@@ -155,3 +155,143 @@ def test_outputs_that_are_not_one_classes_tensor_are_named(small, model, match, 
         tf_gag.explain(model, x, "vg", targets)
     with pytest.raises(tf_gag.ModelOutputError, match=match):
         tf_gag.evaluate(model, x, "vg", targets, metrics=("dauc",))
+
+
+# ----- numbers every option refuses: NaN, Inf, bools, strings, values a part cannot use
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "sg", "noise_level": float("inf")}, r"noise_level: expected a finite number >= 0, got inf"),
+        ({"method": "sg", "noise_level": float("nan")}, r"noise_level: expected a finite number >= 0, got nan"),
+        ({"method": "sg", "noise_level": "0.15"}, r"noise_level: expected a finite number >= 0, got '0.15'"),
+        ({"method": "sg", "n_samples": True}, r"n_samples: expected an integer >= 1, got True"),
+        ({"method": "sg", "noise_range": None}, r"noise_range: expected one of \['image', 'batch'\], got None"),
+        ({"method": "vg", "noise_level": float("nan")}, r"noise_level: expected a finite number >= 0, got nan"),
+        ({"method": "vg", "noise_range": "all"}, r"noise_range: expected one of \['image', 'batch'\], got 'all'"),
+        ({"method": "vg", "noise_samples": False}, r"noise_samples: expected an integer >= 0, got False"),
+        ({"method": "vg", "noise_samples": 0.0}, r"noise_samples: expected an integer >= 0, got 0.0"),
+        ({"method": "gag", "p": float("nan")}, r"p: expected a quantile in \[0, 1\], got nan"),
+        ({"method": "gag", "strict": "yes"}, r"strict: expected True or False, got 'yes'"),
+        ({"method": "gag", "guide": 1}, r"guide: expected one of \['scaled', 'raw'\], got 1"),
+        ({"method": "ig", "steps": 20.0}, r"steps: expected an integer >= 1, got 20.0"),
+        ({"method": "ig", "baseline": [["a"]]}, r"baseline: expected 'zeros', 'black', 'uniform' or an array"),
+        ({"method": "ig", "baseline": np.full((4, 4, 3), np.inf)}, r"baseline: expected .* array of finite numbers"),
+        ({"method": "ig", "baseline": np.full((4, 4, 3), 1e39)}, r"baseline: .*\(beyond the range of float32\)"),
+        ({"method": "ig", "objective": None}, r"objective: expected one of \['logit', 'neg_log_softmax'\], got None"),
+        ({"method": "gig", "fraction": float("nan")}, r"fraction: expected a number in \[0, 1\], got nan"),
+        ({"method": "blur_ig", "max_sigma": float("inf")}, r"max_sigma: expected a finite number > 0, got inf"),
+        ({"method": "blur_ig", "reference_sign": 1}, r"reference_sign: expected True or False, got 1"),
+        ({"method": "rectgrad", "percentile": float("nan")}, r"percentile: expected a number in \[0, 100\], got nan"),
+        ({"method": "gradcam", "layer": 3}, r"layer: expected None, a layer name or path, or a layer object, got 3"),
+        ({"method": "sg", "variant": ["G"]}, r"variant: expected one of \['\+', '-', 'A', 'G', 'GA'\], got \['G'\]"),
+        ({"method": "vg", "reverse": (float("nan"), 0.1)}, r"top: expected a fraction in \[0, 1\], got nan"),
+        ({"method": "vg", "seed": 2**31}, r"seed: expected an integer in \[0, 2147483647\], got 2147483648"),
+        ({"method": "vg", "batch_size": 8.0}, r"batch_size: expected an integer >= 1, got 8.0"),
+    ],
+)
+def test_unusable_numbers_and_choices_are_refused_by_name(small, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tf_gag.Explainer(small[0], **kwargs)
+
+
+@pytest.mark.parametrize("targets", [1.5, np.nan, [np.inf, 1.0]], ids=["fraction", "nan", "inf"])
+def test_targets_that_are_no_whole_class_ids_are_refused(small, targets):
+    with pytest.raises(TypeError, match=r"targets: class ids must be whole numbers"):
+        tf_gag.explain(small[0], small[1], "vg", targets)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"mean": float("nan")}, r"mean: expected a finite number or one per channel \(pixel units\), got nan"),
+        ({"mean": []}, r"mean: expected a finite number or one per channel"),
+        ({"std": "127.5"}, r"std: expected a finite non-zero number or one per channel"),
+        ({"std": [1.0, 0.0, 1.0]}, r"std: expected non-zero values"),
+        ({"std": np.inf}, r"std: expected a finite non-zero number"),
+    ],
+)
+def test_preprocessing_refuses_what_the_mapping_cannot_use(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tf_gag.Preprocessing(**kwargs)
+
+
+# ----- a multi-input model's other inputs
+
+
+@pytest.fixture(scope="module")
+def multi():
+    """A model of an image 'a', a float32 pair 'b' and an int32 count 'c'; inputs that it takes as they are."""
+    a, b, c = keras.Input((4, 4, 3), name="a"), keras.Input((2,), name="b"), keras.Input((1,), name="c", dtype="int32")
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(a), b, keras.ops.cast(c, "float32")])
+    model = keras.Model([a, b, c], keras.layers.Dense(3)(joined))
+    images = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
+    return model, images, {"b": np.zeros((2, 2)), "c": np.array([[1.0], [2.0]])}  # float64 b and whole-number c: fine
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        ({"b": np.array([["a", "b"], ["c", "d"]])}, TypeError, r"inputs: 'b' expected numbers for the model's float32 "
+                                                              r"input, got dtype <U1"),
+        ({"b": np.array([[object(), 1], [2, 3]], dtype=object)}, TypeError, r"inputs: 'b' expected numbers .* object"),
+        ({"b": [[1, 2], [3]]}, TypeError, r"inputs: 'b' expected an array with one row per image, got ragged rows"),
+        ({"b": np.array([[0.0, 0.0], [np.nan, 0.0]])}, ValueError, r"inputs: 'b' expected finite numbers, got NaN or "
+                                                                   r"Inf in image\(s\) \[1\]"),
+        ({"b": np.array([[0.0, 0.0], [0.0, -np.inf]])}, ValueError, r"inputs: 'b' expected finite numbers"),
+        ({"b": np.array([[0.0, 1e39], [0.0, 0.0]])}, ValueError, r"inputs: 'b' expected numbers within the range of "
+                                                                 r"the model's float32 input, .* image\(s\) \[0\]"),
+        ({"c": np.array([[1.5], [2.0]])}, ValueError, r"inputs: 'c' expected whole numbers in \[-2147483648, "
+                                                      r"2147483647\] for the model's int32 input, .* image\(s\) \[0\]"),
+        ({"c": np.array([[1], [2**40]])}, ValueError, r"inputs: 'c' expected whole numbers .* image\(s\) \[1\]"),
+    ],
+    ids=["strings", "objects", "ragged", "nan", "inf", "beyond-float32", "fraction-for-int", "beyond-int32"],
+)
+@pytest.mark.parametrize("entry", ["explain", "attributions", "evaluate"])
+def test_other_inputs_that_the_model_cannot_take_are_refused_by_name(multi, bad, error, match, entry):
+    model, images, good = multi
+    call = {
+        "explain": lambda inputs: tf_gag.explain(model, images, "vg", inputs=inputs),
+        "attributions": lambda inputs: tf_gag.attributions(model, images, "vg", 0, inputs=inputs),
+        "evaluate": lambda inputs: tf_gag.evaluate(model, images, np.ones((2, 4, 4)), 0, metrics="dauc",
+                                                   inputs=inputs),
+    }[entry]
+    assert np.all(np.isfinite(tf_gag.explain(model, images, "vg", inputs=good)))
+    with pytest.raises(error, match=match):
+        call({**good, **bad})
+
+
+# ----- a model whose outputs or gradients are not finite
+
+
+def _nan_above_50(x):
+    """Logits (sum, -sum), with NaN logits and gradients for an image whose largest value exceeds 50."""
+    total = tf.reduce_sum(x, axis=[1, 2, 3]) * tf.where(tf.reduce_max(x, axis=[1, 2, 3]) > 50.0, np.nan, 1.0)
+    return tf.stack([total, -total], axis=1)
+
+
+NAN_ON_THIRD = np.concatenate([np.ones((2, 2, 2, 1), np.float32), np.full((1, 2, 2, 1), 100.0, np.float32)])
+
+
+def test_non_finite_logits_are_named_before_any_map_is_computed():
+    with pytest.raises(tf_gag.ModelOutputError, match=r"model: expected finite outputs \(logits or probabilities\), "
+                                                      r"got NaN or Inf for image\(s\) \[2\]"):
+        tf_gag.explain(_nan_above_50, NAN_ON_THIRD, "vg")
+
+
+def test_non_finite_attributions_name_the_model_outputs_when_they_are_the_cause():
+    """Explicit targets probe two images; the third's NaN logits are found once its attributions are NaN."""
+    with pytest.raises(tf_gag.ModelOutputError, match=r"model: expected finite outputs .* for image\(s\) \[2\]"):
+        tf_gag.explain(_nan_above_50, NAN_ON_THIRD, "vg", 0)
+
+
+def test_non_finite_gradients_of_finite_outputs_are_named():
+    def square_roots(x):  # d sqrt|x| / dx is infinite at 0
+        return tf.stack([tf.reduce_sum(tf.sqrt(tf.abs(x)), axis=[1, 2, 3]), tf.reduce_sum(x, axis=[1, 2, 3])], axis=1)
+
+    images = np.ones((2, 2, 2, 1), np.float32)
+    images[1, 0, 0, 0] = 0.0
+    with pytest.raises(ValueError, match=r"model: expected finite gradients, got NaN or Inf attributions for "
+                                         r"image\(s\) \[1\]; its outputs on the images are finite"):
+        tf_gag.explain(square_roots, images, "vg", 0)

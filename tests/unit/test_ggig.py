@@ -94,8 +94,8 @@ def test_batch_independent_and_deterministic(rng, ascent_steps):
 @pytest.mark.parametrize("options, match", [
     ({"points": 0}, "points: expected an integer >= 1"),
     ({"ascent_steps": -1}, "ascent_steps: expected an integer >= 0"),
-    ({"ascent_step_size": float("nan")}, "ascent_step_size: expected a number"),
-    ({"selection": "median"}, "selection: expected 'magnitude' or 'max'"),
+    ({"ascent_step_size": float("nan")}, "ascent_step_size: expected a finite number >= 0"),
+    ({"selection": "median"}, r"selection: expected one of \['magnitude', 'max'\]"),
     ({"times_delta": 1}, "times_delta: expected True or False"),
     ({"baseline": "uniform"}, "baseline: Geometrically Guided IG takes"),
 ])

@@ -60,10 +60,19 @@ def numpy_deletion(images, maps, fill, fractions):
         (lambda: tf_gag.Insertion(steps=2.5), r"steps: expected an integer >= 1, got 2.5"),
         (lambda: tf_gag.Insertion(pixels_per_step=0), r"pixels_per_step: expected an integer >= 1"),
         (lambda: tf_gag.Deletion(fill="grey"), r"fill: expected one of \['zero', 'black', 'blur'\], got 'grey'"),
-        (lambda: tf_gag.Deletion(blur_sigma=0), r"blur_sigma: expected a number > 0, got 0"),
+        (lambda: tf_gag.Deletion(blur_sigma=0), r"blur_sigma: expected a finite number > 0, got 0"),
         (lambda: tf_gag.Insertion(blur_kernel_size=4), r"blur_kernel_size: expected an odd number of pixels, got 4"),
         (lambda: tf_gag.Insertion(convention="strict"), r"convention: expected one of"),
         (lambda: tf_gag.MAE(sqrt="yes"), r"sqrt: expected True or False, got 'yes'"),
+        (lambda: tf_gag.RCAP(lower_bound=float("nan")), r"lower_bound: expected a whole percentage such as 50, got "
+                                                        r"nan$"),
+        (lambda: tf_gag.RCAP(interval=True), r"interval: expected a whole percentage such as 10, got True"),
+        (lambda: tf_gag.Insertion(blur_sigma=float("inf")), r"blur_sigma: expected a finite number > 0, got inf"),
+        (lambda: tf_gag.Deletion(blur_sigma="16"), r"blur_sigma: expected a finite number > 0, got '16'"),
+        (lambda: tf_gag.Deletion(steps=True), r"steps: expected an integer >= 1, got True"),
+        (lambda: tf_gag.Insertion(pixels_per_step=float("nan")), r"pixels_per_step: expected an integer >= 1, got nan"),
+        (lambda: tf_gag.Insertion(blur_kernel_size="33"), r"blur_kernel_size: expected an integer >= 1, got '33'"),
+        (lambda: tf_gag.Deletion(schedule=None), r"schedule: expected one of \['percentile', 'rise'\], got None"),
     ],
 )
 def test_bad_options_name_the_argument(build, match):

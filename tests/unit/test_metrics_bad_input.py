@@ -130,3 +130,52 @@ def test_failed_batch_keeps_the_scores_already_computed():
     assert np.all(np.isfinite(partial["rcap"][:2])) and np.isnan(partial["rcap"][2])
     assert np.isnan(partial.curves["rcap"]["probability"][2]).all()
     assert partial.means()["rcap"] == pytest.approx(partial["rcap"][:2].mean())
+
+
+def _nan_on_black(x):
+    """`sum_model`, with NaN outputs for an image holding a black (0) pixel: the metrics' composites do."""
+    return sum_model(x) * tf.where(tf.reduce_min(x, axis=[1, 2, 3]) == 0.0, np.nan, 1.0)[:, tf.newaxis]
+
+
+@pytest.mark.parametrize("metrics", ["rcap", "dauc"])
+def test_non_finite_outputs_while_scoring_are_named_not_read_as_undefined_scores(metrics):
+    """NaN outputs on the composites are the model's, not a map that sums to 0: a ModelOutputError names the images."""
+    with pytest.raises(tf_gag.ModelOutputError, match=r"model: expected finite outputs \(logits or probabilities\), "
+                                                      r"got NaN or Inf for the images the metrics composed from "
+                                                      r"image\(s\) \[0, 1\]"):
+        tf_gag.evaluate(_nan_on_black, IMAGES, MAPS, targets=1, metrics=metrics)
+
+
+def test_non_finite_outputs_in_a_later_batch_name_the_image_among_all():
+    images = np.concatenate([IMAGES, IMAGES])  # image 2 gets its first black pixel later than the others
+    images[2] = 3.0
+
+    def nan_on_three_and_black(x):
+        hit = (tf.reduce_max(x, axis=[1, 2, 3]) > 2.5) & (tf.reduce_min(x, axis=[1, 2, 3]) == 0.0)
+        return sum_model(x) * tf.where(hit, np.nan, 1.0)[:, tf.newaxis]
+
+    maps = np.concatenate([MAPS, MAPS])
+    with pytest.raises(tf_gag.PartialResultError, match=r"the batch of images 2..3 failed \(ModelOutputError: model: "
+                                                        r"expected finite outputs .* composed from image\(s\) \[2\]"):
+        tf_gag.evaluate(nan_on_three_and_black, images, maps, targets=1, metrics="rcap", batch_size=2)
+
+
+def test_non_finite_outputs_on_the_images_themselves_are_named():
+    images = IMAGES.copy()
+    images[0, 0, 0, 0] = 0.0
+    with pytest.raises(tf_gag.ModelOutputError, match=r"got NaN or Inf for image\(s\) \[0\]"):
+        tf_gag.evaluate(_nan_on_black, images, MAPS, metrics="rcap")
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"method_options": [("n_samples", 4)]}, TypeError, r"method_options: expected a dict of the method's options"),
+        ({"method_options": {"n_samples": 4}}, ValueError, r"method_options: only a method named by maps_or_method"),
+        ({"seed": -1}, ValueError, r"seed: expected an integer in \[0, 2147483647\], got -1"),
+        ({"seed": 0.5}, ValueError, r"seed: expected an integer"),
+    ],
+)
+def test_evaluate_refuses_options_it_cannot_use(options, error, match):
+    with pytest.raises(error, match=match):
+        tf_gag.evaluate(sum_model, IMAGES, MAPS, metrics="rcap", **options)

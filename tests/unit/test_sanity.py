@@ -138,11 +138,40 @@ def test_bad_input_gets_clear_errors(stacked, linear):
         tf_gag.sanity.randomization(model, images, ["vg"], layers=7)
     with pytest.raises(ValueError, match="methods: expected"):
         tf_gag.sanity.randomization(model, images, "vg")
-    with pytest.raises(ValueError, match="noise: expected relative noise levels > 0"):
+    with pytest.raises(ValueError, match="noise: expected a finite relative noise level > 0"):
         tf_gag.sanity.perturbation(model, images, ["vg"], noise=[0.01, -1])
     linear_model, _, linear_images = linear
     with pytest.raises(ValueError, match=r"noise: level 300.0 changes the predicted class of image\(s\) \["):
         tf_gag.sanity.perturbation(linear_model, linear_images, ["vg"], noise=[0.01, 300.0])
+
+
+@pytest.mark.parametrize(
+    "check, options, match",
+    [
+        ("randomization", {"layers": []}, r"layers: expected a list of layer names or paths, got none"),
+        ("randomization", {"methods": []}, r"methods: expected a list of method names .*, got none"),
+        ("randomization", {"cascading": "no"}, r"cascading: expected True or False, got 'no'"),
+        ("perturbation", {"methods": ()}, r"methods: expected a list of method names .*, got none"),
+        ("perturbation", {"noise": []}, r"noise: expected a list of relative noise levels, got none"),
+        ("perturbation", {"noise": [0.01, np.inf]}, r"noise: expected a finite relative noise level > 0, got inf"),
+        ("perturbation", {"noise": float("nan")}, r"noise: expected a finite relative noise level > 0, got nan"),
+        ("perturbation", {"noise": [True]}, r"noise: expected a finite relative noise level > 0, got True"),
+        ("perturbation", {"noise": "0.01"}, r"noise: expected a list of relative noise levels, got '0.01'"),
+    ],
+)
+def test_empty_selections_and_unusable_levels_are_refused_by_name(stacked, check, options, match):
+    model, images = stacked
+    with pytest.raises(ValueError, match=match):
+        getattr(tf_gag.sanity, check)(model, images, **{"methods": ["vg"], **options})
+
+
+def test_a_figure_of_no_measures_is_refused(stacked):
+    model, images = stacked
+    result = tf_gag.sanity.randomization(model, images, ["vg"], layers=1)
+    with pytest.raises(ValueError, match=r"measures: expected a list of measures from \['spearman_abs', 'spearman', "
+                                         r"'ssim'\], got none"):
+        result.plot(measures=())
+    assert len(result.plot(measures="ssim").axes) == 1  # one measure by name is one panel
 
 
 class _Subclassed(keras.Model):

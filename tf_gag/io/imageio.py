@@ -12,13 +12,17 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from ..checks import check_int
+
 
 def fit(image, height, width, method="bilinear"):
     """Centre-crop an (h, w, c) image to the aspect ratio of (height, width), then resize.
 
     ``method`` is `tf.image.resize`'s: "bilinear" for photos, "nearest" for
-    label maps (no blended class ids).
+    label maps (no blended class ids). Every image read goes through here, so
+    the size is checked here: whole numbers of pixels, at least 1.
     """
+    height, width = check_int("height", height, 1), check_int("width", width, 1)
     image = tf.cast(image, tf.float32)
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)

@@ -33,11 +33,13 @@ pass a new ``data_dir`` (or delete the old one) after changing the folder.
 """
 import functools
 import json
+import numbers
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from ..checks import check_int
 from . import imageio
 
 SUBSETS = (50, 300, 919)
@@ -131,7 +133,7 @@ def _check_directory(directory, split, subset):
         if not digits or int(digits) not in SUBSETS:
             raise ValueError(f"subset: cannot tell it from the folder name {directory!r}; pass subset=50, 300 or 919")
         subset = int(digits)
-    if subset not in SUBSETS:
+    if isinstance(subset, bool) or not isinstance(subset, numbers.Integral) or subset not in SUBSETS:  # 50.0 too
         raise ValueError(f"subset: expected one of {list(SUBSETS)}, got {subset!r}")
     return photos, subset
 
@@ -172,6 +174,7 @@ def load_imagenet_s(directory, split="validation", *, image_size=224, preprocess
         (which must number ``subset``).
       data_dir: where TFDS keeps the prepared copy (default: TFDS' own).
     """
+    image_size = check_int("image_size", image_size, 1)  # before TFDS loads and prepares the folder, which take long
     import tensorflow_datasets as tfds
 
     directory = os.fspath(directory)

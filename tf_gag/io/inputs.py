@@ -1,8 +1,8 @@
 """Check and normalise the user's arguments (images, maps, masks, counts) before any heavy work."""
-import numbers
-
 import numpy as np
 import tensorflow as tf
+
+from ..checks import check_int, rows_where
 
 
 def as_image_batch(images, expected_shape=None):
@@ -38,23 +38,20 @@ def as_image_batch(images, expected_shape=None):
                     f"{array.shape[1:]} ({('height', 'width', 'channels')[axis]} differs)"
                 )
     array = array.astype(np.float32, copy=False)
-    finite = np.isfinite(array)
-    if not finite.all():
-        bad = np.unique(np.nonzero(~finite)[0]).tolist()
+    bad = rows_where(~np.isfinite(array))
+    if bad:
         raise ValueError(f"images: NaN or Inf values in image(s) {bad}")
     return array
 
 
-def check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-    return int(batch_size)
+def check_batch_size(batch_size, name="batch_size"):
+    """``batch_size`` as an int >= 1 (``name``: how the caller calls it, e.g. the CLI's ``--batch-size``)."""
+    return check_int(name, batch_size, 1)
 
 
-def check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
-        raise ValueError(f"seed: expected an integer in [0, 2**31), got {seed!r}")
-    return int(seed)
+def check_seed(seed, name="seed"):
+    """``seed`` as an int in [0, 2**31 - 1], the range of TensorFlow's int32 stateless seeds."""
+    return check_int(name, seed, 0, 2**31 - 1)
 
 
 def _as_per_image_array(values, name, num_images, height_width):
@@ -74,9 +71,8 @@ def _as_per_image_array(values, name, num_images, height_width):
     if array.shape != expected:
         raise ValueError(f"{name}: expected shape {expected} (one (H, W) map per image), got {array.shape}")
     array = array.astype(np.float32)
-    finite = np.isfinite(array)
-    if not finite.all():
-        bad = np.unique(np.nonzero(~finite)[0]).tolist()
+    bad = rows_where(~np.isfinite(array))
+    if bad:
         raise ValueError(f"{name}: NaN or Inf values in image(s) {bad}")
     return array
 
@@ -88,7 +84,7 @@ def as_map_batch(maps, num_images, height_width):
     (N, H, W, 1) batch or a single (H, W) map for one image is accepted.
     """
     maps = _as_per_image_array(maps, "maps", num_images, height_width)
-    negative = np.nonzero((maps < 0).any(axis=(1, 2)))[0].tolist()
+    negative = rows_where(maps < 0)
     if negative:
         raise ValueError(
             f"maps: expected non-negative saliency, got negative values in image(s) {negative}; "
@@ -101,11 +97,11 @@ def as_mask_batch(masks, num_images, height_width, *, binary):
     """Ground-truth masks as float32 (N, H, W) in [0, 1]; only 0 and 1 when ``binary``."""
     masks = _as_per_image_array(masks, "masks", num_images, height_width)
     if binary:
-        bad = np.nonzero(((masks != 0) & (masks != 1)).any(axis=(1, 2)))[0].tolist()
+        bad = rows_where((masks != 0) & (masks != 1))
         if bad:
             raise ValueError(f"masks: expected binary masks (0 or 1 only), got other values in image(s) {bad}")
     else:
-        bad = np.nonzero(((masks < 0) | (masks > 1)).any(axis=(1, 2)))[0].tolist()
+        bad = rows_where((masks < 0) | (masks > 1))
         if bad:
             raise ValueError(f"masks: expected values in [0, 1], got values outside in image(s) {bad}")
     return masks

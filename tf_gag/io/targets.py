@@ -1,6 +1,4 @@
 """Resolve the user's ``targets`` argument into one class id per image."""
-import numbers
-
 import numpy as np
 
 
@@ -16,35 +14,31 @@ def resolve_targets(targets, num_images, num_classes, predicted=None):
     """
     if targets is None:
         return np.asarray(predicted(), dtype=np.int32)
-    if isinstance(targets, bool) or isinstance(targets, np.bool_):
+    if isinstance(targets, (bool, np.bool_)):
         raise TypeError(f"targets: expected None, an int, N ints or one-hot rows, got {targets!r}")
-    if isinstance(targets, numbers.Integral):
-        ids = np.full((num_images,), int(targets), dtype=np.int64)
+    arr = np.asarray(targets)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"targets: expected integers or a one-hot array, got dtype {arr.dtype}")
+    if arr.ndim == 0:  # one class for every image, checked as N ids
+        arr = np.full((num_images,), arr)
+    if arr.ndim == 2:
+        if arr.shape != (num_images, num_classes):
+            raise ValueError(
+                f"targets: one-hot targets must have shape ({num_images}, {num_classes}), got {arr.shape}"
+            )
+        if not (np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=1) == 1)):
+            raise ValueError("targets: one-hot rows must hold exactly one 1 and zeros elsewhere")
+        arr = arr.argmax(axis=1)
+    elif arr.ndim == 1:
+        if arr.shape[0] != num_images:
+            raise ValueError(f"targets: expected {num_images} class ids (one per image), got {arr.shape[0]}")
+        if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+            raise TypeError(f"targets: class ids must be whole numbers, got {arr.tolist()}")
     else:
-        arr = np.asarray(targets)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-            raise TypeError(f"targets: expected integers or a one-hot array, got dtype {arr.dtype}")
-        if arr.ndim == 2:
-            if arr.shape != (num_images, num_classes):
-                raise ValueError(
-                    f"targets: one-hot targets must have shape ({num_images}, {num_classes}), got {arr.shape}"
-                )
-            if not (np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=1) == 1)):
-                raise ValueError("targets: one-hot rows must hold exactly one 1 and zeros elsewhere")
-            ids = arr.argmax(axis=1)
-        elif arr.ndim == 1:
-            if arr.shape[0] != num_images:
-                raise ValueError(f"targets: expected {num_images} class ids (one per image), got {arr.shape[0]}")
-            if np.issubdtype(arr.dtype, np.floating) and not np.all(arr == np.round(arr)):
-                raise TypeError(f"targets: class ids must be whole numbers, got {arr.tolist()}")
-            ids = arr.astype(np.int64)
-        elif arr.ndim == 0:
-            return resolve_targets(int(arr), num_images, num_classes, predicted)
-        else:
-            raise ValueError(f"targets: expected a scalar, (N,) or (N, classes) array, got shape {arr.shape}")
-    bad = (ids < 0) | (ids >= num_classes)
+        raise ValueError(f"targets: expected a scalar, (N,) or (N, classes) array, got shape {arr.shape}")
+    bad = (arr < 0) | (arr >= num_classes)
     if np.any(bad):
         raise ValueError(
-            f"targets: class ids must lie in [0, {num_classes - 1}] for this model, got {ids[bad].tolist()}"
+            f"targets: class ids must lie in [0, {num_classes - 1}] for this model, got {arr[bad].tolist()}"
         )
-    return ids.astype(np.int32)
+    return arr.astype(np.int32)

@@ -18,12 +18,12 @@ of a group, whatever n is.
 
 ``count`` is a (G,) vector, the other fields (G, H, W, C).
 """
-import numbers
 from typing import NamedTuple
 
 import tensorflow as tf
 
 from .. import ops
+from ..checks import check_choice, check_flag, check_number
 from .part import Part
 
 # float32 machine epsilon times a few: the rounding a mean of n values can carry.
@@ -203,13 +203,10 @@ class VarianceGuided(Fold):
     min_samples = 2
 
     def __init__(self, p=0.85, guide="scaled", quantile_over="image", strict=False):
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"p: expected a quantile in [0, 1] (0.85 is the paper's), got {p!r}")
-        if guide not in ("scaled", "raw"):
-            raise ValueError(f"guide: expected 'scaled' or 'raw', got {guide!r}")
-        if quantile_over not in ("image", "channel"):
-            raise ValueError(f"quantile_over: expected 'image' or 'channel', got {quantile_over!r}")
-        self.p, self.guide, self.quantile_over, self.strict = float(p), guide, quantile_over, bool(strict)
+        self.p = check_number("p", p, 0, 1, what="a quantile", note=" (the paper's is 0.85)")
+        self.guide = check_choice("guide", guide, ("scaled", "raw"))
+        self.quantile_over = check_choice("quantile_over", quantile_over, ("image", "channel"))
+        self.strict = check_flag("strict", strict)
 
     def update(self, state, contributions, interpretation, image_index):
         mean = _mean_update(MeanState(state.count, state.total), contributions, interpretation, image_index)
@@ -254,9 +251,7 @@ class Select(Fold):
     state = SelectState
 
     def __init__(self, selection="magnitude"):
-        if selection not in ("magnitude", "max"):
-            raise ValueError(f"selection: expected 'magnitude' or 'max', got {selection!r}")
-        self.selection = selection
+        self.selection = check_choice("selection", selection, ("magnitude", "max"))
 
     def _better(self, candidate, current):
         if self.selection == "max":

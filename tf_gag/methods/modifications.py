@@ -31,33 +31,20 @@ on the other images of the batch or on its position there. A chunk draws
 each of its distinct k once and shares the draw between its images.
 """
 import math
-import numbers
 
 import numpy as np
 import tensorflow as tf
 
 from .. import ops
+from ..checks import check_choice, check_finite_array, check_flag, check_int, check_number
 from .part import Part
 
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
+NOISE_RANGES = ("image", "batch")
 
 
-def _check_float(name, value, low, high, low_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a number in {'(' if low_open else '['}{low}, {high}], got {value!r}")
-    if value < low or value > high or (low_open and value == low):
-        raise ValueError(f"{name}: expected a number in {'(' if low_open else '['}{low}, {high}], got {value!r}")
-    return float(value)
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
-    return value
+def _noise_settings(noise_level, noise_range):
+    """The validated ``(noise_level, noise_range)`` every Gaussian noise takes (`GaussianNoise`, `Noised`)."""
+    return check_number("noise_level", noise_level, 0), check_choice("noise_range", noise_range, NOISE_RANGES)
 
 
 def _draws(draw, keys):
@@ -148,9 +135,8 @@ class GaussianNoise(Modification):
 
     def __init__(self, n_samples=20, noise_level=0.15, noise_range="image", stream=0):
         self.stream = int(stream)
-        self.n_jobs = self.n_samples = _check_int("n_samples", n_samples, 1)
-        self.noise_level = _check_float("noise_level", noise_level, 0.0, float("inf"))
-        self.noise_range = _check_choice("noise_range", noise_range, ("image", "batch"))
+        self.n_jobs = self.n_samples = check_int("n_samples", n_samples, 1)
+        self.noise_level, self.noise_range = _noise_settings(noise_level, noise_range)
 
     def sigmas(self, images):
         """Each image's noise scale, (N,)."""
@@ -193,14 +179,14 @@ class StraightPath(Modification):
     needs_black = True
 
     def __init__(self, steps=20, baseline="zeros", path_points="midpoint", trials=1, black=None):
-        self.steps = _check_int("steps", steps, 1)
-        self.trials = _check_int("trials", trials, 1)
-        self.path_points = _check_choice("path_points", path_points, ("midpoint", "linspace"))
+        self.steps = check_int("steps", steps, 1)
+        self.trials = check_int("trials", trials, 1)
+        self.path_points = check_choice("path_points", path_points, ("midpoint", "linspace"))
         if self.path_points == "linspace" and self.steps < 2:
             raise ValueError(f"steps: path_points='linspace' needs steps >= 2, got {steps}")
         self.n_jobs = self.steps * self.trials
         if isinstance(baseline, str):
-            _check_choice("baseline", baseline, ("zeros", "black", "uniform"))
+            check_choice("baseline", baseline, ("zeros", "black", "uniform"))
             if baseline == "black" and black is None:
                 raise ValueError(
                     "baseline: 'black' needs the model's preprocessing (ModelAdapter(..., "
@@ -210,10 +196,10 @@ class StraightPath(Modification):
             self.baseline_array = None if baseline != "black" else np.asarray(black, np.float32)
         else:
             self.baseline = "array"
-            self.baseline_array = np.asarray(baseline, np.float32)
+            self.baseline_array = check_finite_array(
+                "baseline", baseline, "'zeros', 'black', 'uniform' or an array of finite numbers", np.float32
+            )
             self.baseline_array.setflags(write=False)
-            if not np.all(np.isfinite(self.baseline_array)):
-                raise ValueError("baseline: contains NaN or Inf")
 
     def validate_image_shape(self, image_shape):
         if self.baseline == "array":
@@ -279,15 +265,15 @@ class BlurPath(Modification):
     options = {"steps": 20, "max_sigma": 50.0, "grad_step": 0.01, "kernel_size": None, "reference_sign": False}
 
     def __init__(self, steps=20, max_sigma=50.0, grad_step=0.01, kernel_size=None, reference_sign=False):
-        self.n_jobs = self.steps = _check_int("steps", steps, 1)
-        self.max_sigma = _check_float("max_sigma", max_sigma, 0.0, float("inf"), low_open=True)
-        self.grad_step = _check_float("grad_step", grad_step, 0.0, float("inf"), low_open=True)
+        self.n_jobs = self.steps = check_int("steps", steps, 1)
+        self.max_sigma = check_number("max_sigma", max_sigma, 0, low_open=True)
+        self.grad_step = check_number("grad_step", grad_step, 0, low_open=True)
         if kernel_size is not None:
-            kernel_size = _check_int("kernel_size", kernel_size, 1)
+            kernel_size = check_int("kernel_size", kernel_size, 1)
             if kernel_size % 2 == 0:
                 raise ValueError(f"kernel_size: expected an odd integer, got {kernel_size}")
         self.kernel_size = kernel_size
-        self.reference_sign = bool(reference_sign)
+        self.reference_sign = check_flag("reference_sign", reference_sign)
 
     def validate_image_shape(self, image_shape):
         self.radius(image_shape)
@@ -338,9 +324,9 @@ class GuidedPath(Modification):
     _EPSILON = 1e-9
 
     def __init__(self, steps=20, fraction=0.25, max_dist=0.1, baseline="zeros", black=None):
-        self.n_jobs = self.steps = _check_int("steps", steps, 1)
-        self.fraction = _check_float("fraction", fraction, 0.0, 1.0)
-        self.max_dist = _check_float("max_dist", max_dist, 0.0, 1.0)
+        self.n_jobs = self.steps = check_int("steps", steps, 1)
+        self.fraction = check_number("fraction", fraction, 0, 1)
+        self.max_dist = check_number("max_dist", max_dist, 0, 1)
         self._line = StraightPath(steps=1, baseline=baseline, black=black)
         if self._line.baseline == "uniform":
             raise ValueError("baseline: Guided IG takes 'zeros', 'black' or an array, not 'uniform'")
@@ -432,12 +418,10 @@ class ScaledPath(Modification):
 
     def __init__(self, points=20, baseline="black", ascent_steps=0, ascent_step_size=0.01, times_delta=True,
                  black=None):
-        self.n_jobs = self.points = _check_int("points", points, 1)
-        self.ascent_steps = _check_int("ascent_steps", ascent_steps, 0)
-        self.ascent_step_size = _check_float("ascent_step_size", ascent_step_size, 0.0, float("inf"))
-        if not isinstance(times_delta, bool):
-            raise ValueError(f"times_delta: expected True or False, got {times_delta!r}")
-        self.times_delta = times_delta
+        self.n_jobs = self.points = check_int("points", points, 1)
+        self.ascent_steps = check_int("ascent_steps", ascent_steps, 0)
+        self.ascent_step_size = check_number("ascent_step_size", ascent_step_size, 0)
+        self.times_delta = check_flag("times_delta", times_delta)
         if isinstance(baseline, str) and baseline == "black" and black is None:
             baseline = "zeros"  # no preprocessing known: inputs are pixels and black is 0
         self._line = StraightPath(steps=1, baseline=baseline, black=black)
@@ -500,13 +484,19 @@ class Noised(Modification):
         if isinstance(inner, (GaussianNoise, Noised)):
             raise ValueError("noise_samples: the method already samples Gaussian noise; use its n_samples")
         self.inner = inner
-        self.noise_samples = _check_int("noise_samples", noise_samples, 1)
+        self.noise_samples = check_int("noise_samples", noise_samples, 1)
         self.noise = GaussianNoise(self.noise_samples, noise_level, noise_range, stream=2_000_003)
         self.noise_level, self.noise_range = self.noise.noise_level, self.noise.noise_range
         self.n_jobs = self.noise_samples * inner.n_jobs
         self.sequential = inner.sequential
         self.passes_per_job = inner.passes_per_job
         self.gradient_contributions = inner.gradient_contributions
+
+    @staticmethod
+    def check_options(noise_samples, noise_level, noise_range):
+        """The validated ``noise_samples`` (0: no noise), with the other two checked even when they go unused."""
+        _noise_settings(noise_level, noise_range)
+        return check_int("noise_samples", noise_samples, 0)
 
     def describe(self):
         return {**self.inner.describe(), **super().describe()}

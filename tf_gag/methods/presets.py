@@ -25,6 +25,7 @@ method (Guided Backprop) samples it under Gaussian noise (the ``n_samples``,
 """
 from dataclasses import dataclass, field
 
+from ..checks import check_choice
 from .engine import Parts
 from .folds import FOLDS
 from .interpretations import INTERPRETATIONS
@@ -119,8 +120,7 @@ def slots(preset, variant):
     if not preset.variants:
         allowed = sorted(p.name for p in PRESETS.values() if p.variants)
         raise ValueError(f"variant: {preset.name} has no ablation variants; methods with variants: {allowed}")
-    if variant not in VARIANTS:
-        raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
+    check_choice("variant", variant, VARIANTS)
     names["interpretation"], names["fold"] = VARIANTS[variant]
     if FOLDS[names["fold"]].min_samples > 1 and names["modification"] == "identity":
         names["modification"] = "noise"
@@ -150,9 +150,8 @@ def option_defaults(preset, variant=None):
 
 
 def build_parts(preset, variant, options, black=None):
-    """The method's `Parts` from validated options (every key of `option_defaults`)."""
-    if options["objective"] not in OBJECTIVES:
-        raise ValueError(f"objective: expected one of {list(OBJECTIVES)}, got {options['objective']!r}")
+    """The method's `Parts` from options (every key of `option_defaults`), each checked by the part that takes it."""
+    check_choice("objective", options["objective"], OBJECTIVES)
     classes = _classes(slots(preset, variant))
 
     def built(slot, **extra):
@@ -161,8 +160,10 @@ def build_parts(preset, variant, options, black=None):
 
     mod_class = classes["modification"]
     modification = built("modification", **({"black": black} if mod_class.needs_black else {}))
-    if options.get("noise_samples", 0):
-        modification = Noised(modification, **{key: options[key] for key in Noised.options})
+    if "noise_samples" in options:  # a method without noise of its own, run over noisy copies when > 0
+        noise = {key: options[key] for key in Noised.options}
+        if Noised.check_options(**noise):
+            modification = Noised(modification, **noise)
     fold = built("fold")
     if modification.n_jobs < fold.min_samples:
         name = "n_samples" if mod_class is GaussianNoise else "steps" if "steps" in mod_class.options else None

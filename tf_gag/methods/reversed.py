@@ -8,22 +8,16 @@ from the object's surroundings onto background, so a good localisation
 metric must score it lower. The paper's reference uses (7%, 10%) for SG, IG,
 BlurIG and Guided IG on ImageNet and (3%, 10%) for Guided Backprop.
 """
-import numbers
-
 import numpy as np
 import tensorflow as tf
 
-
-def _check_fraction(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}: expected a fraction in [0, 1], got {value!r}")
-    return float(value)
+from ..checks import check_number
 
 
 def check_reverse(top, swap):
     """Validated (top, swap) fractions; the swapped bands must not overlap."""
-    top = _check_fraction("top", top)
-    swap = _check_fraction("swap", swap)
+    top = check_number("top", top, 0, 1, what="a fraction")
+    swap = check_number("swap", swap, 0, 1, what="a fraction")
     if top + 2 * swap > 1.0 + 1e-12:
         raise ValueError(f"reverse: top + 2 * swap must be at most 1, got top={top}, swap={swap}")
     return top, swap

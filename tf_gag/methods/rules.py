@@ -23,13 +23,12 @@ the same override. Entries converted before that copy existed offer Guided
 Backprop's baked twin (``imported_function``) and refuse the other rules.
 """
 import contextlib
-import math
-import numbers
 import threading
 import warnings
 
 import tensorflow as tf
 
+from ..checks import check_flag, check_number
 from .part import Part
 
 
@@ -195,17 +194,11 @@ class Rectified(BackwardRule):
     options = {"percentile": 98.0, "threshold": None, "padding_trick": True}
 
     def __init__(self, percentile=98.0, threshold=None, padding_trick=True):
-        if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not 0 <= percentile <= 100:
-            raise ValueError(f"percentile: expected a number in [0, 100] (98 is the reference's), got {percentile!r}")
-        if threshold is not None and (
-            isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold)
-        ):
-            raise ValueError(f"threshold: expected a finite number or None (use the percentile), got {threshold!r}")
-        if not isinstance(padding_trick, bool):
-            raise ValueError(f"padding_trick: expected True or False, got {padding_trick!r}")
-        self.percentile = float(percentile)
-        self.threshold = None if threshold is None else float(threshold)
-        self.padding_trick = padding_trick
+        self.percentile = check_number("percentile", percentile, 0, 100, note=" (the reference's is 98)")
+        self.threshold = None if threshold is None else check_number(
+            "threshold", threshold, note=" (or None to use the percentile)"
+        )
+        self.padding_trick = check_flag("padding_trick", padding_trick)
         key = f"q{self.percentile!r}" if self.threshold is None else f"t{self.threshold!r}"
         q, t = self.percentile, self.threshold
         self._overrides = {

@@ -86,6 +86,8 @@ class Layer(Part):
     options = {"layer": None}
 
     def __init__(self, layer=None):
+        if layer is not None and not isinstance(layer, str) and not hasattr(layer, "name"):
+            raise ValueError(f"layer: expected None, a layer name or path, or a layer object, got {layer!r}")
         self.layer = layer
 
     def describe(self):

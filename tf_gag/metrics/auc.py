@@ -16,13 +16,13 @@ changed. The trapezoid is linear, so the area under the dataset-mean curve
 `Deletion` and `Insertion` are the metric objects.
 """
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from .. import ops
+from ..checks import check_choice, check_int, check_number
 from .base import Metric
 from .reveal import check_convention, step_thresholds
 
@@ -30,30 +30,22 @@ SCHEDULES = ("percentile", "rise")
 DELETION_FILLS = ("zero", "black", "blur")
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def check_schedule(schedule, steps, pixels_per_step):
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule: expected one of {list(SCHEDULES)}, got {schedule!r}")
-    _positive_int("steps", steps)
+    """Validate the step schedule: its name, ``steps`` and ``pixels_per_step`` (None: one image row)."""
+    check_choice("schedule", schedule, SCHEDULES)
+    check_int("steps", steps, 1)
     if pixels_per_step is not None:
-        _positive_int("pixels_per_step", pixels_per_step)
+        check_int("pixels_per_step", pixels_per_step, 1)
 
 
 def check_fill(fill):
-    if fill not in DELETION_FILLS:
-        raise ValueError(f"fill: expected one of {list(DELETION_FILLS)}, got {fill!r}")
+    check_choice("fill", fill, DELETION_FILLS)
 
 
 def check_blur(sigma, kernel_size):
     """Validate the Gaussian blur of the insertion background."""
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
-        raise ValueError(f"blur_sigma: expected a number > 0, got {sigma!r}")
-    if _positive_int("blur_kernel_size", kernel_size) % 2 == 0:
+    check_number("blur_sigma", sigma, 0, low_open=True)
+    if check_int("blur_kernel_size", kernel_size, 1) % 2 == 0:
         raise ValueError(f"blur_kernel_size: expected an odd number of pixels, got {kernel_size}")
 
 

@@ -10,22 +10,28 @@ import abc
 
 import numpy as np
 
+from ..errors import ModelOutputError
+
 
 class Batch:
     """One batch being scored: what every metric reads, and the work several metrics share.
 
     Attributes:
-      scorer: a `RevealScorer` over the model.
+      scorer: a `RevealScorer` over the model (bound to the batch's other
+        inputs), whose probabilities are checked to be finite (`FiniteScorer`).
       images: float32 (n, H, W, C) in the model's input space.
       maps: (n, H, W) non-negative saliency maps.
       targets: (n,) class ids.
       masks: (n, H, W) ground-truth masks, or None.
       black: (C,) black (pixel value 0) in the model's input space.
       batch_size: the most model calls at once.
+
+    ``first`` is the index of the batch's first image among all the images
+    scored, so an error about the model's outputs names the images as the user numbers them.
     """
 
-    def __init__(self, scorer, images, maps, targets, masks, black, batch_size):
-        self.scorer = scorer
+    def __init__(self, scorer, images, maps, targets, masks, black, batch_size, first=0):
+        self.scorer = FiniteScorer(scorer, first)
         self.images = images
         self.maps = maps
         self.targets = targets
@@ -43,6 +49,25 @@ class Batch:
         if key not in self._shared:
             self._shared[key] = compute()
         return self._shared[key]
+
+
+class FiniteScorer:
+    """A scorer whose probabilities must be finite: NaN or Inf there is the model's output, named by image.
+
+    Every metric that asks the model about composite images goes through
+    ``probabilities``, so a model returning NaN or Inf for them stops the
+    evaluation with a `ModelOutputError` instead of scoring NaN (which would
+    read as an undefined score, e.g. a map that sums to 0).
+    """
+
+    def __init__(self, scorer, first=0):
+        self.scorer, self.first = scorer, first
+
+    def probabilities(self, *args, **kwargs):
+        """The wrapped scorer's (n, K) probabilities, each row checked to be finite."""
+        probability = self.scorer.probabilities(*args, **kwargs)
+        ModelOutputError.require_finite(probability, self.first, composed=True)
+        return probability
 
 
 class Metric(abc.ABC):

@@ -12,24 +12,22 @@ higher is better. "Black" is black in pixel space, mapped into the model's
 input space by its preprocessing. A map with sum 0 has no RCAP (NaN, reported
 as undefined). `RCAP` is the metric object; `rcap` scores a batch.
 """
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from ..checks import check_int
 from .base import Metric
 from .reveal import check_convention, revealed, step_thresholds
 
 
 def check_steps(lower_bound, interval):
     """Validate RCAP's percent parameters; return the recovered fractions (j,)."""
-    for name, value in (("lower_bound", lower_bound), ("interval", interval)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(
-                f"{name}: expected a whole percentage such as {50 if name == 'lower_bound' else 10}, "
-                f"got {value!r}" + (" (a fraction? tf_gag takes percent)" if isinstance(value, float) else "")
-            )
+    for name, value, example in (("lower_bound", lower_bound, 50), ("interval", interval, 10)):
+        fraction = isinstance(value, float) and 0 < value < 1
+        check_int(name, value, what=f"a whole percentage such as {example}",
+                  note=" (a fraction? tf_gag takes percent)" if fraction else "")
     if not 0 <= lower_bound < 100:
         raise ValueError(f"lower_bound: expected a percentage in [0, 100), got {lower_bound}")
     if not 0 < interval <= 100 - lower_bound or (100 - lower_bound) % interval:

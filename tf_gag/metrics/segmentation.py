@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from ..checks import check_flag
 from .base import Metric
 
 
@@ -70,8 +71,7 @@ class MAE(_AgainstMasks):
     sqrt: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.sqrt, bool):
-            raise ValueError(f"sqrt: expected True or False, got {self.sqrt!r}")
+        check_flag("sqrt", self.sqrt)
 
     @property
     def name(self):

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..checks import check_finite_array, rows_where
 from ..errors import ModelOutputError
 from ..methods.rules import Plain
 from ..reuse import PerKey
@@ -50,6 +51,13 @@ class Preprocessing:
 
     mean: object = 0.0
     std: object = 1.0
+
+    def __post_init__(self):
+        """Refuse what the mapping cannot use: non-numbers, NaN or Inf, none at all, and a zero ``std``."""
+        check_finite_array("mean", self.mean, "a finite number or one per channel (pixel units)")
+        std = check_finite_array("std", self.std, "a finite non-zero number or one per channel (pixel units)")
+        if not std.all():
+            raise ValueError(f"std: expected non-zero values (model input = (pixels - mean) / std), got {self.std!r}")
 
     def to_model(self, pixels):
         """Map pixel values (0-255) into the model's input space."""
@@ -164,6 +172,46 @@ class OtherInput:
     name: str
     shape: tuple
     dtype: tf.DType
+
+
+def _as_other_input(other, value, count):
+    """``value`` as the ``count`` rows of the `OtherInput` ``other``, in the model's dtype, or an error naming it.
+
+    A numeric input refuses what it cannot use: values that are not numbers
+    (strings, objects: TypeError), NaN or Inf, and values its dtype would
+    change: fractions or out-of-range numbers for an integer input, anything
+    but 0 and 1 for a bool input, numbers beyond a float input's range. A
+    float64 array for a float32 input is fine (rounded as usual).
+    """
+    label = f"inputs: {other.name!r}"
+    numeric = other.dtype.is_floating or other.dtype.is_integer or other.dtype.is_bool
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):  # ragged nested sequences
+        raise TypeError(f"{label} expected an array with one row per image, got ragged rows") from None
+    if numeric and array.dtype.kind not in "biuf":
+        raise TypeError(f"{label} expected numbers for the model's {other.dtype.name} input, got dtype {array.dtype}")
+    if array.shape != (count,) + other.shape:
+        raise ValueError(f"{label} expected shape {(count,) + other.shape} (one row per image), got {array.shape}")
+    dtype = other.dtype.as_numpy_dtype
+    if not numeric:  # a string input takes what numpy makes of the value
+        return array.astype(dtype)
+    if array.dtype.kind == "f":
+        bad = rows_where(~np.isfinite(array))
+        if bad:
+            raise ValueError(f"{label} expected finite numbers, got NaN or Inf in image(s) {bad}")
+    with np.errstate(invalid="ignore", over="ignore"):
+        converted = array.astype(dtype)
+    if other.dtype.is_floating:
+        expected, bad = "numbers within the range of", rows_where(~np.isfinite(converted))
+    else:
+        limits = np.iinfo(dtype) if other.dtype.is_integer else None
+        expected = f"whole numbers in [{limits.min}, {limits.max}] for" if limits else "0 or 1 for"
+        bad = rows_where(converted != array)
+    if bad:
+        raise ValueError(f"{label} expected {expected} the model's {other.dtype.name} input, got values a cast to "
+                         f"{other.dtype.name} would change in image(s) {bad}")
+    return converted
 
 
 def _input_name(tensor):
@@ -357,7 +405,8 @@ class ModelAdapter:
         """The other inputs for ``count`` images as a tuple of arrays in `other_inputs` order, or a clear error.
 
         ``inputs`` is {input name: (count, ...) array}, or the array itself
-        when the model has one other input; None for one-input models.
+        when the model has one other input; None for one-input models. Each
+        array must hold numbers its input's dtype keeps as they are (see `_as_other_input`).
         """
         names = [o.name for o in self.other_inputs]
         if not names:
@@ -376,14 +425,7 @@ class ModelAdapter:
         if unknown or missing:
             raise ValueError(f"inputs: expected the model's other inputs {names}; "
                              + (f"unknown {unknown}" if unknown else f"missing {missing}"))
-        out = []
-        for other in self.other_inputs:
-            value = np.asarray(inputs[other.name], other.dtype.as_numpy_dtype)
-            if value.shape != (count,) + other.shape:
-                raise ValueError(f"inputs: {other.name!r} expected shape {(count,) + other.shape} (one row per "
-                                 f"image), got {value.shape}")
-            out.append(value)
-        return tuple(out)
+        return tuple(_as_other_input(other, inputs[other.name], count) for other in self.other_inputs)
 
     def _imported_forward(self, x, rule, capture):
         """An imported model's forward pass: its flat graph, imported here so the rule's overrides reach it."""
@@ -493,6 +535,7 @@ class ModelAdapter:
     def predict_logits(self, images, batch_size, *, warn=True, context=()):
         """(N, classes) numpy outputs of ``forward`` for a float32 (N, H, W, C) batch.
 
+        Outputs with NaN or Inf raise a `ModelOutputError` naming the images.
         ``warn=False`` skips the probability-output warning (for callers that
         check with `require_logits` instead); ``context``: the other inputs
         (`check_inputs`) of a multi-input model.
@@ -515,6 +558,7 @@ class ModelAdapter:
                 )
             outputs.append(chunk)
         logits = np.concatenate(outputs, axis=0)
+        ModelOutputError.require_finite(logits)
         if warn:
             self.check_outputs(logits)
         return logits

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from .. import ops
 from ..api import Explainer
+from ..checks import check_flag, check_number, check_selection
 from ..errors import PartialResultError
 from ..io.inputs import as_image_batch, check_batch_size, check_seed
 from ..io.targets import resolve_targets
@@ -51,10 +52,8 @@ _COPY_TOLERANCE = 1e-4
 
 def _methods(methods):
     """[(label, name, options)] from method names and (name, {options}) pairs."""
-    if isinstance(methods, str) or not methods:
-        raise ValueError(f"methods: expected a list of method names or (name, options) pairs, got {methods!r}")
     out = []
-    for spec in methods:
+    for spec in check_selection("methods", methods, "method names or (name, {options}) pairs"):
         if isinstance(spec, str):
             out.append((spec, spec, {}))
         elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict):
@@ -71,6 +70,7 @@ class _Run:
     """A copy of the model, the original weights, explainers on the copy and the original attributions."""
 
     def __init__(self, model, images, methods, targets, batch_size, seed, inputs):
+        specs = _methods(methods)
         model = resolve_model(model)
         self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
         self.batch_size, self.seed = check_batch_size(batch_size), check_seed(seed)
@@ -92,7 +92,7 @@ class _Run:
         self.probabilities = self.explained_probability(logits)
         self.explainers = {
             label: Explainer(self.copy, name, batch_size=self.batch_size, seed=self.seed, **options)
-            for label, name, options in _methods(methods)
+            for label, name, options in specs
         }
         self.reference = {label: self._attributions(e) for label, e in self.explainers.items()}
         #: {method: (N,) bool}: the original model's constant maps; their similarities are undefined (NaN).
@@ -185,7 +185,7 @@ def _chosen_layers(run, layers):
     if isinstance(layers, str) or not hasattr(layers, "__iter__"):
         raise ValueError(f"layers: expected None, a number of layers or a list of layer names, got {layers!r}")
     chosen = []
-    for name in layers:
+    for name in check_selection("layers", layers, "layer names or paths"):
         found = [i for i, full in enumerate(names) if name in (full, full.rsplit("/", 1)[-1])]
         if len(found) != 1:
             shown = ", ".join(names[:6] + ["..."] + names[-6:]) if count > 12 else ", ".join(names)
@@ -223,6 +223,7 @@ def randomization(model, images, methods=DEFAULT_METHODS, *, cascading=True, lay
     step fails, the `PartialResultError` holds the result with the finished
     steps (``completed`` marks them).
     """
+    cascading = check_flag("cascading", cascading)
     run = _Run(model, images, methods, targets, batch_size, seed, inputs)
     chosen = _chosen_layers(run, layers)
     steps = [run.layers[i].name for i in chosen]
@@ -240,11 +241,15 @@ def randomization(model, images, methods=DEFAULT_METHODS, *, cascading=True, lay
     return run.measure("cascading" if cascading else "independent", steps, cascade if cascading else independent)
 
 
-def _check_noise(noise):
-    levels = [noise] if isinstance(noise, numbers.Real) else list(noise) if hasattr(noise, "__iter__") else None
-    if not levels or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 for v in levels):
-        raise ValueError(f"noise: expected relative noise levels > 0 (e.g. 0.01), got {noise!r}")
-    return [float(v) for v in levels]
+def check_noise(noise, name="noise"):
+    """The relative noise levels as floats: one level or a list of them, each a finite number > 0.
+
+    ``name``: how the caller calls the argument (the command line's ``--noise``).
+    """
+    levels = [noise] if isinstance(noise, numbers.Number) else check_selection(name, noise, "relative noise levels")
+    return [check_number(name, level, 0, low_open=True, what="a finite relative noise level",
+                         note=" (e.g. 0.01)")
+            for level in levels]
 
 
 def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE, targets=None, inputs=None,
@@ -262,7 +267,7 @@ def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE,
     explained class's probability per level is in ``prediction_change``.
     Other arguments as for `randomization`.
     """
-    levels = _check_noise(noise)
+    levels = check_noise(noise)
     run = _Run(model, images, methods, targets, batch_size, seed, inputs)
 
     def apply(k):

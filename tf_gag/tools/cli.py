@@ -44,6 +44,19 @@ def _option(text):
         return key, value
 
 
+def _names(text):
+    """``--methods`` / ``--metrics``: comma-separated names, empty entries dropped (checked by `_check_flags`)."""
+    return [name for name in text.split(",") if name]
+
+
+def _levels(text):
+    """``--noise``: comma-separated numbers (checked as noise levels by `_check_flags`)."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="tf-gag", description="Gradient saliency maps (Guided AbsoluteGrad, ...) "
                                      "and their RCAP / Deletion / Insertion scores for image classifiers.")
@@ -71,17 +84,19 @@ def _parser():
 
     images_command("explain", "Write a saliency map (.npy) and an overlay (.png) per image.")
     evaluate = images_command("evaluate", "Score saliency maps with RCAP, DAUC, IAUC; write metrics.json and .csv.")
-    evaluate.add_argument("--metrics", default="rcap,dauc,iauc", help="comma-separated (default rcap,dauc,iauc)")
+    evaluate.add_argument("--metrics", type=_names, default="rcap,dauc,iauc",
+                          help="comma-separated (default rcap,dauc,iauc)")
     sanity = images_command("sanity", "Sanity checks: how similar each method's maps stay when the model's weights "
                             "are randomized or perturbed; write sanity.json, sanity.md and sanity.png.",
                             one_method=False)
-    sanity.add_argument("--methods", default="vanilla_gradient,integrated_gradients,guided_backprop,grad_cam,"
-                        "guided_absolute_grad", help="comma-separated method names (default VG, IG, GB, Grad-CAM, GAG)")
+    sanity.add_argument("--methods", type=_names,
+                        default="vanilla_gradient,integrated_gradients,guided_backprop,grad_cam,guided_absolute_grad",
+                        help="comma-separated method names (default VG, IG, GB, Grad-CAM, GAG)")
     sanity.add_argument("--check", choices=("cascading", "independent", "perturbation"), default="cascading",
                         help="cascading (default) or independent model randomization, or model perturbation")
     sanity.add_argument("--layers", type=int, default=8,
                         help="randomization: this many weighted layers spread from the top (default 8)")
-    sanity.add_argument("--noise", default="0.001,0.002,0.005",
+    sanity.add_argument("--noise", type=_levels, default="0.001,0.002,0.005",
                         help="perturbation: comma-separated relative noise levels (default 0.001,0.002,0.005)")
 
     benchmark = commands.add_parser(
@@ -113,7 +128,7 @@ def _parser():
     export = commands.add_parser("export", help="Write a TF Serving SavedModel with saliency signatures.",
                                  description="Write a TF Serving SavedModel with saliency signatures.")
     export.add_argument("model", help="a .onnx/.keras/.h5 file, a SavedModel folder or a zoo name")
-    export.add_argument("path", help="the SavedModel folder to write (e.g. serving/1)")
+    export.add_argument("path", help="the SavedModel folder to write, e.g. serving/1 (missing folders are created)")
     export.add_argument("--method", default="guided_absolute_grad")
     export.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE")
     export.add_argument("--seed", type=int, default=0)
@@ -202,7 +217,7 @@ def _evaluate(args):
     out = _output_folder(args.out)
     model, _, images, names, targets = _load_images(args)
     with tqdm(total=len(images), unit="image", desc="evaluate", disable=args.quiet) as bar:
-        result = tf_gag.evaluate(model, images, args.method, targets, metrics=tuple(args.metrics.split(",")),
+        result = tf_gag.evaluate(model, images, args.method, targets, metrics=args.metrics,
                                  batch_size=args.batch_size, seed=args.seed, method_options=dict(args.option),
                                  on_progress=bar.update)
     print(result.table())
@@ -223,16 +238,11 @@ def _sanity(args):
 
     out = _output_folder(args.out)
     model, _, images, names, targets = _load_images(args)
-    methods = [m for m in args.methods.split(",") if m]
     common = {"targets": targets, "batch_size": args.batch_size, "seed": args.seed}
     if args.check == "perturbation":
-        try:
-            noise = [float(v) for v in args.noise.split(",")]
-        except ValueError:
-            raise UserError(f"--noise: expected comma-separated numbers, got {args.noise!r}") from None
-        result = tf_gag.sanity.perturbation(model, images, methods, noise=noise, **common)
+        result = tf_gag.sanity.perturbation(model, images, args.methods, noise=args.noise, **common)
     else:
-        result = tf_gag.sanity.randomization(model, images, methods, cascading=args.check == "cascading",
+        result = tf_gag.sanity.randomization(model, images, args.methods, cascading=args.check == "cascading",
                                              layers=args.layers, **common)
     tables = [f"## {measure}\n\n{result.to_markdown(measure)}\n" for measure in tf_gag.sanity.SIMILARITIES]
     print(tables[0])
@@ -291,6 +301,33 @@ def _methods(args):
             print("    variants: " + ", ".join(info["variants"]))
 
 
+def _check_flags(args):
+    """Refuse the numbers and empty name lists a command cannot use, naming the flag, before any model is loaded.
+
+    The library would refuse them too, naming its argument, but only after
+    the model is loaded (or converted) and the images read.
+    """
+    from ..checks import check_int, check_selection
+    from ..io.inputs import check_batch_size, check_seed
+
+    if "batch_size" in args:
+        check_batch_size(args.batch_size, "--batch-size")
+    if "seed" in args:
+        check_seed(args.seed, "--seed")
+    for target in getattr(args, "targets", None) or ():
+        check_int("--targets", target, 0, what="class ids")
+    if args.command == "evaluate":
+        check_selection("--metrics", args.metrics, "metric names")
+    elif args.command == "sanity":
+        check_selection("--methods", args.methods, "method names")
+        if args.check == "perturbation":
+            from ..sanity.checks import check_noise  # imports the library: only for the command that uses it
+
+            check_noise(args.noise, "--noise")
+        else:
+            check_int("--layers", args.layers, 1)
+
+
 COMMANDS = {"explain": _explain, "evaluate": _evaluate, "sanity": _sanity, "benchmark": _benchmark,
             "convert": _convert, "export": _export, "methods": _methods}
 
@@ -326,6 +363,7 @@ def main(argv=None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's later C++ lines; inherited by converters
         _import_tensorflow_quietly()
     try:
+        _check_flags(args)
         COMMANDS[args.command](args)
     except (UserError, *USER_ERRORS) as error:
         print(f"tf-gag {args.command}: {error}", file=sys.stderr)

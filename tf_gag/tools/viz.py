@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from ..checks import check_number, check_selection
+
 DEFAULT_CMAP = "jet"
 
 
@@ -76,8 +78,7 @@ def display_scale(saliency, percentile=99.0):
     Gradient maps put most of their mass in few pixels; without this a handful
     of extreme pixels make the rest invisible. The scores never see it.
     """
-    if not 0.0 < percentile <= 100.0:
-        raise ValueError(f"percentile: expected a value in (0, 100], got {percentile!r}")
+    percentile = check_number("percentile", percentile, 0, 100, low_open=True)
     saliency = _as_map(saliency)
     top = np.percentile(saliency, percentile)
     return np.clip(saliency / top, 0.0, 1.0) if top > 0 else saliency
@@ -90,8 +91,7 @@ def overlay(photo, saliency, alpha=0.85, cmap=DEFAULT_CMAP, percentile=99.0):
     `display_scale`; each pixel's heat weight is ``alpha`` times its (display)
     saliency, so unimportant pixels show the photo.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha: expected a weight in [0, 1], got {alpha!r}")
+    alpha = check_number("alpha", alpha, 0, 1, what="a weight")
     rgb = _as_rgb01(photo, "photo")
     saliency = display_scale(_resize_like(_as_map(saliency), *rgb.shape[:2]), percentile)
     weight = alpha * saliency[..., None]
@@ -121,6 +121,7 @@ def grid(pixels, maps, labels=None, *, alpha=0.85, cmap=DEFAULT_CMAP, percentile
       path: when given, the figure is saved there as PNG (and closed).
     Returns the matplotlib Figure (None when saved to ``path``).
     """
+    cell_inches = check_number("cell_inches", cell_inches, 0, low_open=True)
     photos = _as_rgb01(pixels, "pixels")
     if photos.ndim != 4:
         raise ValueError(f"pixels: expected (N, H, W, 3) photos, got shape {np.shape(pixels)}")
@@ -152,9 +153,10 @@ def grid(pixels, maps, labels=None, *, alpha=0.85, cmap=DEFAULT_CMAP, percentile
 
 
 def _finish(fig, path, dpi):
-    """The figure, or None once saved to ``path``."""
+    """The figure, or None once saved to ``path`` at ``dpi`` dots per inch."""
     if path is None:
         return fig
+    dpi = check_number("dpi", dpi, 0, low_open=True)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"path: the folder {folder} does not exist")
@@ -205,6 +207,8 @@ def sanity_figure(result, measures=("spearman_abs", "spearman", "ssim"), *, path
     Returns the Figure (None when saved to ``path``).
     """
     titles = {"spearman_abs": "Spearman (absolute maps)", "spearman": "Spearman (signed maps)", "ssim": "SSIM"}
+    measures = check_selection("measures", (measures,) if isinstance(measures, str) else measures,
+                               f"measures from {list(titles)}")
     labels = ["original"] + [str(step) for step in result.steps]
     fig, axes = _figure(1, len(measures), (max(4.2, 0.28 * len(labels) + 2.0) * len(measures), 4.2))
     for ax, measure in zip(axes[0], measures):
