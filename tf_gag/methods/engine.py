@@ -7,17 +7,23 @@ the same compiled step (a modification's inputs -> one batched gradient
 
 * on the host (`Engine.attributions`): images are taken ``batch_size`` at a
   time (a group); a group's (image, sample) jobs run sample-major, cut into
-  chunks of exactly ``batch_size`` passes, so a chunk of a full group is one
-  sample of every image and a random draw is made once per chunk; the group
-  is finalised when its last sample is in;
+  chunks of exactly ``batch_size`` passes (the last may be shorter), so a
+  chunk of a full group is one sample of every image and a random draw is made
+  once per chunk; the group is finalised when its last sample is in;
 * step by step on the host, for sequential modifications (Guided IG), whose
   next inputs depend on the last gradients;
 * inside one graph (`Engine.graph_attributions`: TF Serving, tf.distribute
-  replicas): a ``tf.while_loop`` over the n samples, one batch of N passes each.
+  replicas): ``tf.while_loop`` s over the same groups and the same chunks.
 
-Noise, paths and baselines come from stateless seeds, so an image's
-attributions are the same in every runner and batch. Every host run goes
-through `fill_rows`, the one loop that keeps finished rows when a part fails.
+The in-graph runner composes chunks exactly as the host runner does and calls
+the same compiled step on each, so both see the same kernels on the same
+shapes and give bit-identical attributions; under a strategy each replica runs
+whole groups (`tf_gag.distribute.SplitRunner`), so the maps do not depend on
+the number of replicas. Noise, paths and baselines come from stateless seeds,
+so an image's attributions are the same in every runner and batch up to
+float32 rounding (a kernel's rounding depends on the batch it sees). Every
+host run goes through `fill_rows`, the one loop that keeps finished rows when
+a part fails.
 """
 from dataclasses import dataclass
 
@@ -76,7 +82,7 @@ class Engine:
         self._bound = PerKey(lambda shape: parts.source.bind(adapter, shape))
         self._steps = PerKey(self._compile_step)
         self._gradients = PerKey(self._compile_gradients)
-        self._split = PerKey(lambda key: SplitRunner(key[0], self.graph_attributions(key[1], key[2])))
+        self._split = PerKey(lambda key: SplitRunner(key[0], self._graph_group(*key[1:]), key[3]))
 
     @property
     def runs_in_graph(self):
@@ -116,6 +122,9 @@ class Engine:
             )
             return p.fold.update(state, contributions, p.interpretation, image_index)
 
+        # Traced here, once: TensorFlow's retracing detector keys on the Python function, which every Engine's
+        # step shares, and counts only traces made by calls, so a user building several methods sees no warning.
+        step.get_concrete_function()
         return step
 
     def _compile_gradients(self, image_shape):
@@ -133,11 +142,16 @@ class Engine:
         result = np.zeros((len(images),) + self.attribution_shape(shape), np.float32)
         what = "computing attributions"
         if strategy is not None:
-            run = self._split.get((strategy, shape, seed))
-            step = batch_size * replicas(strategy)
+            run = self._split.get((strategy, shape, seed, batch_size))
+            params = tuple(x.numpy() for x in self.parts.modification.params(images))
             n = self.parts.modification.n_jobs * self.parts.modification.passes_per_job
-            parts = ((rows, (rows.stop - rows.start) * n) for rows in _slices(len(images), step))
-            return fill_rows(result, parts, lambda rows: run(images[rows], targets[rows]).numpy(), what, on_progress)
+            rounds = _slices(len(images), batch_size * replicas(strategy))  # one group per replica
+            parts = ((rows, (rows.stop - rows.start) * n) for rows in rounds)
+
+            def compute(rows):
+                return run(images[rows], targets[rows], *(x[rows] for x in params)).numpy()
+
+            return fill_rows(result, parts, compute, what, on_progress)
         groups = ((rows, 0) for rows in _slices(len(images), batch_size))
         if self.parts.modification.sequential:
             group = self._walk_group(images, targets, seed, on_progress, context)
@@ -189,9 +203,40 @@ class Engine:
 
         return group
 
-    def graph_attributions(self, image_shape, seed):
-        """``(images, targets, context=()) -> raw attributions`` as TF ops: every sample of every image in one graph.
+    def _graph_group(self, image_shape, seed, batch_size):
+        """``(images, targets, *params, context=()) -> raw attributions`` of one group, as TF ops.
 
+        The group's jobs run sample-major in chunks of ``batch_size`` passes
+        through the compiled step, as `_chunked_group` runs them on the host.
+        """
+        p = self.parts
+        step = self._steps.get(image_shape)
+        shape = self.attribution_shape(image_shape)
+        n, seed = p.modification.n_jobs, tf.constant(seed, tf.int32)
+
+        def group(images, targets, *params, context=()):
+            size = tf.shape(images)[0]
+            total = size * n
+
+            def body(start, state):  # one chunk: jobs start .. start + batch_size - 1
+                jobs = tf.range(start, tf.minimum(start + batch_size, total))
+                merged = step(images, targets, params, jobs % size, jobs // size, seed, state, context)
+                # The step's signature forgets static shapes; the loop needs them unchanged.
+                return start + batch_size, tf.nest.map_structure(
+                    lambda new, old: tf.ensure_shape(new, old.shape), merged, state)
+
+            empty = p.fold.empty(size, shape)
+            _, state = tf.while_loop(lambda start, _: start < total, body, (tf.constant(0, tf.int32), empty))
+            return p.fold.finalize(state)
+
+        return group
+
+    def graph_attributions(self, image_shape, seed, batch_size):
+        """``(images, targets, context=()) -> raw attributions`` as TF ops, composed as the host composes them.
+
+        Groups of ``batch_size`` images, each group's jobs in chunks of
+        ``batch_size`` passes (`_graph_group`): the same chunks as
+        `attributions` without a strategy, so the same attributions.
         Methods that choose each step on the host (Guided IG) cannot run in a
         graph: check `runs_in_graph` first. ``context``: a multi-input model's
         other inputs, one row per image (tf.distribute refuses such models).
@@ -199,22 +244,23 @@ class Engine:
         image_shape = tuple(image_shape)
         p = self.parts
         p.modification.validate_image_shape(image_shape)
-        step = self._steps.get(image_shape)
+        group = self._graph_group(image_shape, seed, batch_size)
         shape = self.attribution_shape(image_shape)
-        n, seed = p.modification.n_jobs, tf.constant(seed, tf.int32)
 
         def attributions(images, targets, context=()):
             params = p.modification.params(images)
-            index = tf.range(tf.shape(images)[0], dtype=tf.int32)
+            count = tf.shape(images)[0]
 
-            def body(k, state):  # one sample of every image: a batch of N passes
-                merged = step(images, targets, params, index, tf.fill(tf.shape(index), k), seed, state, context)
-                # The step's signature forgets static shapes; the loop needs them unchanged.
-                return k + 1, tf.nest.map_structure(lambda new, old: tf.ensure_shape(new, old.shape), merged, state)
+            def body(start, done):
+                rows = slice(start, tf.minimum(start + batch_size, count))
+                out = group(images[rows], targets[rows], *(x[rows] for x in params),
+                            context=tuple(c[rows] for c in context))
+                return start + batch_size, done.write(start // batch_size, out)
 
-            empty = p.fold.empty(tf.shape(images)[0], shape)
-            _, state = tf.while_loop(lambda k, _: k < n, body, (tf.constant(0, tf.int32), empty))
-            return p.fold.finalize(state)
+            groups = tf.TensorArray(tf.float32, size=(count + batch_size - 1) // batch_size, infer_shape=False,
+                                    element_shape=tf.TensorShape((None,) + shape))
+            _, groups = tf.while_loop(lambda start, _: start < count, body, (tf.constant(0, tf.int32), groups))
+            return tf.ensure_shape(groups.concat(), (None,) + shape)
 
         return attributions
 

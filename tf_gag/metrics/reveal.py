@@ -73,7 +73,8 @@ class RevealScorer:
 
     One compiled function per image size; its batch dimension is free, so
     chunks of any length reuse it. With a ``strategy`` (`tf.distribute`),
-    each chunk is split across its replicas, ``batch_size`` images each.
+    each replica scores one of the chunks one device would score in turn,
+    so the probabilities are the same (`tf_gag.distribute`).
     """
 
     def __init__(self, adapter, strategy=None):
@@ -81,10 +82,8 @@ class RevealScorer:
         self.strategy = strategy
         self._compiled = PerKey(self._compile_score)
 
-    def _score_fn(self, image_shape):
-        return self._compiled.get(image_shape)
-
-    def _compile_score(self, image_shape):
+    def _compile_score(self, key):
+        image_shape, batch_size = key
         images = tf.TensorSpec((None,) + image_shape, tf.float32)
         maps = tf.TensorSpec((None,) + image_shape[:2], tf.float32)
         index = tf.TensorSpec((None,), tf.int32)
@@ -103,7 +102,7 @@ class RevealScorer:
             outputs = self.adapter.forward(tf.where(mask, rows(reveal), rows(hide)), context=others)
             return tf.gather(self.adapter.probabilities(outputs), targets, batch_dims=1)
 
-        return SplitRunner(self.strategy, score, shared_count=5)
+        return SplitRunner(self.strategy, score, batch_size, shared_count=5)
 
     def bound(self, context):
         """This scorer with a multi-input model's other inputs for the images scored next (one row each)."""
@@ -130,7 +129,7 @@ class RevealScorer:
         image_shape = tuple(np.broadcast_shapes(np.shape(reveal), np.shape(hide))[1:])
         shared = (_per_image(reveal, n, image_shape), _per_image(hide, n, image_shape), tf.constant(maps),
                   tf.constant(convention == "reference"), tuple(tf.constant(c) for c in context))
-        score = self._score_fn(image_shape)
+        score = self._compiled.get((image_shape, batch_size))
         image_of = np.repeat(np.arange(n, dtype=np.int32), k)
         target_of = np.repeat(np.asarray(targets, np.int32), k)
         flat_thresholds = thresholds.reshape(-1)

@@ -565,4 +565,6 @@ class ModelAdapter:
 
     def _compile_predict(self, image_shape):
         spec = [tf.TensorSpec((None,) + image_shape, tf.float32), self.context_specs()]
-        return tf.function(lambda x, context: self.forward(x, context=context), input_signature=spec)
+        predict = tf.function(lambda x, context: self.forward(x, context=context), input_signature=spec)
+        predict.get_concrete_function()  # traced once, here, unseen by the retracing detector (`Engine._compile_step`)
+        return predict
