@@ -126,9 +126,11 @@ def test_a_dataset_carries_the_other_inputs_as_keys(two_inputs):
     labels = np.array([0, 1, 2])
     elements = {"image": x, "metadata": meta, "label": labels, "name": ["a", "b", "c"]}  # "name": ignored
     dataset = tf.data.Dataset.from_tensor_slices(elements)
-    expected = tf_gag.explain(model, x, "vg", labels, inputs={"metadata": meta})
+    # The same batch_size on both paths: the same chunks, so the same float32 rounding and equal results.
+    expected = tf_gag.explain(model, x, "vg", labels, inputs={"metadata": meta}, batch_size=2)
     np.testing.assert_array_equal(tf_gag.explain(model, dataset, "vg", batch_size=2), expected)
     streamed = tf_gag.evaluate(model, dataset, "vg", metrics=("dauc", "iauc"), batch_size=2)
-    whole = tf_gag.evaluate(model, x, "vg", labels, metrics=("dauc", "iauc"), inputs={"metadata": meta})
+    whole = tf_gag.evaluate(model, x, "vg", labels, metrics=("dauc", "iauc"), inputs={"metadata": meta},
+                            batch_size=2)
     for metric in ("dauc", "iauc"):
-        np.testing.assert_allclose(streamed[metric], whole[metric], rtol=1e-6)
+        np.testing.assert_array_equal(streamed[metric], whole[metric])

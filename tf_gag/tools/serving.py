@@ -20,8 +20,8 @@ Encoded images are decoded, centre-cropped to the model's aspect ratio and
 resized bilinearly (`tf_gag.imageio.decode`), then mapped by the model's
 preprocessing, all in the graph. Noise, paths and baselines are drawn in the
 graph with the stateless seed given at export, so a request's maps depend only
-on its images. The SavedModel needs TensorFlow alone (not tf_gag) to load and
-serve.
+on its images, computed chunk for chunk as `tf_gag.explain` computes them. The
+SavedModel needs TensorFlow alone (not tf_gag) to load and serve.
 """
 import os
 import shutil
@@ -139,6 +139,9 @@ def export_saved_model(model, path, method="guided_absolute_grad", *, overwrite=
         steps) and reversed maps cannot be exported.
       class_names: output names for ``class_names`` (default: the model's, if known).
       seed: the stateless seed of the in-graph noise.
+      method_options may include ``batch_size`` (default 32): the graph runs
+      a request in the groups and chunks `tf_gag.explain` runs with it, so its
+      maps are bit-identical to explain's with the same seed and batch_size.
     Returns ``path``.
     """
     path = os.path.abspath(os.fspath(path))
