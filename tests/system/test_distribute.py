@@ -16,6 +16,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.kernels  # float32 against exact or float64 expectations: tests/other_kernels.sh
+
 SCRIPT = textwrap.dedent(
     """
     import json, os

@@ -120,6 +120,7 @@ def small_cnn():
     return model
 
 
+@pytest.mark.kernels
 def test_other_methods_export_in_graph(tmp_path):
     import tensorflow as tf
 

@@ -22,6 +22,7 @@ def sklesion():
     return keras.models.load_model(os.path.join(folder, "model.keras"), compile=False)
 
 
+@pytest.mark.kernels
 def test_sklesion_every_kind_of_method_with_its_metadata_fixed(sklesion):
     import keras
 

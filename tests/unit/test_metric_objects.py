@@ -129,6 +129,7 @@ def test_deletion_with_its_options_equals_numpy(fill, value):
 # ----- alone, mixed, refused --------------------------------------------------
 
 
+@pytest.mark.kernels
 def test_a_metric_alone_equals_the_same_metric_in_evaluate():
     rcap, deletion, mae = tf_gag.RCAP(lower_bound=40, interval=20), tf_gag.Deletion(steps=5), tf_gag.MAE(sqrt=True)
     together = tf_gag.evaluate(sum_model, IMAGES, MAPS, targets=1, masks=MASKS, metrics=[rcap, deletion, mae],

@@ -169,6 +169,7 @@ def test_smooth_ig_is_ig_averaged_over_noisy_copies(rng):
         np.testing.assert_allclose(raw[i], np.mean(per_copy, axis=0), rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.kernels
 def test_noise_composes_with_any_method_and_is_batch_independent(rng):
     a = rng.normal(size=(2, 8, 8, 1)).astype(np.float32)
     images = rng.uniform(0, 1, size=(3, 8, 8, 1)).astype(np.float32)

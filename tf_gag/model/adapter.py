@@ -547,10 +547,7 @@ class ModelAdapter:
             try:
                 chunk = compiled(images[rows], tuple(c[rows] for c in context)).numpy()
             except Exception as error:
-                cause = ModelOutputError.unwrapped(error)
-                if cause is None:
-                    raise
-                raise ModelOutputError(str(cause)) from None
+                _raise_output_error(error)
             if len(chunk) != len(images[start : start + batch_size]):  # a batch the trace could not check
                 raise ModelOutputError(
                     f"model: returned shape {chunk.shape} for a batch of {len(images[start : start + batch_size])} "
@@ -566,5 +563,16 @@ class ModelAdapter:
     def _compile_predict(self, image_shape):
         spec = [tf.TensorSpec((None,) + image_shape, tf.float32), self.context_specs()]
         predict = tf.function(lambda x, context: self.forward(x, context=context), input_signature=spec)
-        predict.get_concrete_function()  # traced once, here, unseen by the retracing detector (`Engine._compile_step`)
+        try:
+            predict.get_concrete_function()  # traced once, here, unseen by the retracing detector (`Engine._compile_step`)
+        except Exception as error:
+            _raise_output_error(error)
         return predict
+
+
+def _raise_output_error(error):
+    """Raise the `ModelOutputError` that tracing or running the model wrapped in ``error``, else ``error`` itself."""
+    cause = ModelOutputError.unwrapped(error)
+    if cause is None:
+        raise error
+    raise ModelOutputError(str(cause)) from None
