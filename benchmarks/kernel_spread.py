@@ -47,15 +47,22 @@ def run_setting(work, name, environment, photos):
     for key in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA"):
         if key not in environment:
             env.pop(key, None)
-    demo = subprocess.run([sys.executable, "-m", "tf_gag.tools.demo", "--out", os.path.join(folder, "demo"),
-                           "--quiet"], env=env, capture_output=True, text=True, check=True)
-    with open(os.path.join(folder, "demo", "stdout.txt"), "w") as f:
-        f.write(demo.stdout)
+    demo = _run([sys.executable, "-m", "tf_gag.tools.demo", "--out", os.path.join(folder, "demo"), "--quiet"], env)
+    for stream in ("stdout", "stderr"):  # stderr: what a user sees besides the table (warnings, TF's lines)
+        with open(os.path.join(folder, "demo", f"{stream}.txt"), "w") as f:
+            f.write(getattr(demo, stream))
     if photos is not None:
-        subprocess.run([sys.executable, "-m", "tf_gag.tools.cli", "benchmark", photos, "--model",
-                        "efficientnet_lite0", "--out", os.path.join(folder, "run"), "--quiet"],
-                       env=env, capture_output=True, text=True, check=True)
+        _run([sys.executable, "-m", "tf_gag.tools.cli", "benchmark", photos, "--model", "efficientnet_lite0",
+              "--out", os.path.join(folder, "run"), "--quiet"], env)
     return folder
+
+
+def _run(command, env):
+    """``command``'s completed process; its exit status and the end of its stderr when it fails."""
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command[1:4])} failed (exit status {done.returncode}):\n{done.stderr[-3000:]}")
+    return done
 
 
 def demo_table(folder):

@@ -4,10 +4,10 @@ import numpy as np
 import tensorflow as tf
 
 from . import ops
-from .checks import rows_where
 from .distribute import check_strategy
 from .errors import PartialResultError
 from .io import data
+from .io.checks import rows_where
 from .io.inputs import as_image_batch, check_batch_size, check_seed
 from .io.targets import resolve_targets
 from .methods.engine import Engine

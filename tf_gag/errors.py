@@ -1,7 +1,7 @@
 """Exceptions that carry what was computed before a failure, or what a model returned that tf_gag cannot use."""
 import numpy as np
 
-from .checks import rows_where
+from .io.checks import rows_where
 
 
 class PartialResultError(RuntimeError):

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from ..checks import check_int
+from .checks import check_int
 
 
 def fit(image, height, width, method="bilinear"):

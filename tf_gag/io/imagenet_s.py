@@ -39,8 +39,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from ..checks import check_int
 from . import imageio
+from .checks import check_int
 
 SUBSETS = (50, 300, 919)
 #: Split name -> (photo folder, mask folder) inside the subset folder.

@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from ..checks import check_int, rows_where
+from .checks import check_int, rows_where
 
 
 def as_image_batch(images, expected_shape=None):

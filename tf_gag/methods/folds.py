@@ -23,7 +23,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from .. import ops
-from ..checks import check_choice, check_flag, check_number
+from ..io.checks import check_choice, check_flag, check_number
 from .part import Part
 
 # float32 machine epsilon times a few: the rounding a mean of n values can carry.

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import ops
-from ..checks import check_choice, check_finite_array, check_flag, check_int, check_number
+from ..io.checks import check_choice, check_finite_array, check_flag, check_int, check_number
 from .part import Part
 
 NOISE_RANGES = ("image", "batch")

@@ -25,7 +25,7 @@ method (Guided Backprop) samples it under Gaussian noise (the ``n_samples``,
 """
 from dataclasses import dataclass, field
 
-from ..checks import check_choice
+from ..io.checks import check_choice
 from .engine import Parts
 from .folds import FOLDS
 from .interpretations import INTERPRETATIONS

@@ -11,7 +11,7 @@ BlurIG and Guided IG on ImageNet and (3%, 10%) for Guided Backprop.
 import numpy as np
 import tensorflow as tf
 
-from ..checks import check_number
+from ..io.checks import check_number
 
 
 def check_reverse(top, swap):

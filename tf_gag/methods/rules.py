@@ -28,7 +28,7 @@ import warnings
 
 import tensorflow as tf
 
-from ..checks import check_flag, check_number
+from ..io.checks import check_flag, check_number
 from .part import Part
 
 

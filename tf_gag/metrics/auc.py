@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 from .. import ops
-from ..checks import check_choice, check_int, check_number
+from ..io.checks import check_choice, check_int, check_number
 from .base import Metric
 from .reveal import check_convention, step_thresholds
 

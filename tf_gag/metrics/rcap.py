@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from ..checks import check_int
+from ..io.checks import check_int
 from .base import Metric
 from .reveal import check_convention, revealed, step_thresholds
 

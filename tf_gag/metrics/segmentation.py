@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from ..checks import check_flag
+from ..io.checks import check_flag
 from .base import Metric
 
 

@@ -28,8 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..checks import check_finite_array, rows_where
 from ..errors import ModelOutputError
+from ..io.checks import check_finite_array, rows_where
 from ..methods.rules import Plain
 from ..reuse import PerKey
 from .flat import FlatGraph
@@ -563,8 +563,8 @@ class ModelAdapter:
     def _compile_predict(self, image_shape):
         spec = [tf.TensorSpec((None,) + image_shape, tf.float32), self.context_specs()]
         predict = tf.function(lambda x, context: self.forward(x, context=context), input_signature=spec)
-        try:
-            predict.get_concrete_function()  # traced once, here, unseen by the retracing detector (`Engine._compile_step`)
+        try:  # traced once, here, unseen by TF's retracing detector (see `Engine._compile_step`)
+            predict.get_concrete_function()
         except Exception as error:
             _raise_output_error(error)
         return predict

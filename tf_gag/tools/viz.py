@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ..checks import check_number, check_selection
+from ..io.checks import check_number, check_selection
 
 DEFAULT_CMAP = "jet"
 
