@@ -332,16 +332,14 @@ COMMANDS = {"explain": _explain, "evaluate": _evaluate, "sanity": _sanity, "benc
             "convert": _convert, "export": _export, "methods": _methods}
 
 
-def _import_tensorflow_quietly():
+def import_tensorflow_quietly():
     """Import TensorFlow and start its devices with file descriptor 2 pointed at /dev/null.
 
     TensorFlow 2.21 writes its start-up lines (oneDNN, CUDA, CPU features)
     from C++ before its logging is configured, whatever ``TF_CPP_MIN_LOG_LEVEL``
     says (measured), so they are hidden here, once, before any command runs;
     importing tf_gag does not import TensorFlow, so none came earlier. An
-    import error is raised as usual once stderr is back. TensorFlow's Python
-    logger then shows errors only (its retracing notes, when a command such
-    as ``benchmark`` builds one method after another, are not the user's concern).
+    import error is raised as usual once stderr is back. The demo uses it too.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -354,14 +352,16 @@ def _import_tensorflow_quietly():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-    tf.get_logger().setLevel("ERROR")
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's later C++ lines; inherited by converters
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")  # TensorFlow's Python logger: errors only, unless --verbose
     try:
         _check_flags(args)
         COMMANDS[args.command](args)

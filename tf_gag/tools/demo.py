@@ -14,7 +14,6 @@ TensorFlow's C++ start-up lines are hidden as the ``tf-gag`` command hides
 them; its Python warnings (retracing, ...) are shown.
 """
 import argparse
-import logging
 import os
 import time
 import warnings
@@ -40,10 +39,9 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.makedirs(args.out, exist_ok=True)
 
-    from tf_gag.tools.cli import _import_tensorflow_quietly
+    from tf_gag.tools.cli import import_tensorflow_quietly
 
-    _import_tensorflow_quietly()  # TensorFlow's C++ start-up lines come twice per import (measured): hidden
-    logging.getLogger("tensorflow").setLevel(logging.NOTSET)  # the CLI quietens TF's Python logger; the demo does not
+    import_tensorflow_quietly()  # TensorFlow's C++ start-up lines come twice per import (measured): hidden
     from tqdm.auto import tqdm
 
     import tf_gag
