@@ -82,7 +82,7 @@ def main(argv=None):
 
     gradients = compile_gradients(model, images.shape[1:])
     sigma = 0.15 * (images.max() - images.min())
-    per_sample = np.stack([gradients(images + sigma * noise[k], targets, ()).numpy() for k in range(SAMPLES)])
+    per_sample = np.stack([gradients(images + sigma * noise[k], targets, ())[0].numpy() for k in range(SAMPLES)])
 
     ours, seconds = {}, {}
     for method, options in METHODS.items():

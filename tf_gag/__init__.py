@@ -2,8 +2,9 @@
 
 Home of Guided AbsoluteGrad (GAG; Huang & Liu, "Guided AbsoluteGrad:
 Magnitude of Gradients Matters to Explanation's Localization and Saliency")
-and the methods it is compared with, each a preset of five parts (source x
-backward rule x modification x interpretation x fold) run by one engine.
+and the methods it is compared with, each a `Method` composed of parts (source,
+backward rule, modification, interpretation, fold, CAM weighting, post-fold
+stage) run by one engine; `register_method` adds one to the registry.
 
     >>> maps = tf_gag.explain(model, images)                  # GAG, (N, H, W) in [0, 1]
     >>> maps = tf_gag.explain(model, images, "smoothgrad", variant="GA")
@@ -16,27 +17,17 @@ backward rule x modification x interpretation x fold) run by one engine.
 import importlib
 import importlib.util
 
+from .methods.presets import BUILTIN
+
 #: Public name -> (module, attribute; None for the module itself), imported on first use (see below).
 _EXPORTS = {
-    "AbsoluteGrad": (".api", "AbsoluteGrad"),
-    "BlurIG": (".api", "BlurIG"),
+    **{b.class_name: (".api", b.class_name) for b in BUILTIN},  # one class per built-in method
     "Explainer": (".api", "Explainer"),
-    "GeometricallyGuidedIG": (".api", "GeometricallyGuidedIG"),
-    "GradCAM": (".api", "GradCAM"),
-    "GuidedAbsoluteGrad": (".api", "GuidedAbsoluteGrad"),
-    "GuidedBackprop": (".api", "GuidedBackprop"),
-    "GuidedIG": (".api", "GuidedIG"),
-    "IntegratedGradients": (".api", "IntegratedGradients"),
-    "RectifiedGradients": (".api", "RectifiedGradients"),
-    "RectifiedGradientsNoBias": (".api", "RectifiedGradientsNoBias"),
-    "SmoothGrad": (".api", "SmoothGrad"),
-    "SmoothGradSquared": (".api", "SmoothGradSquared"),
-    "SmoothIG": (".api", "SmoothIG"),
-    "VanillaGradient": (".api", "VanillaGradient"),
-    "VarGrad": (".api", "VarGrad"),
     "attributions": (".api", "attributions"),
     "explain": (".api", "explain"),
     "list_methods": (".api", "list_methods"),
+    "Method": (".methods.method", "Method"),
+    "register_method": (".methods.registry", "register_method"),
     "PartialResultError": (".errors", "PartialResultError"),
     "ModelOutputError": (".errors", "ModelOutputError"),
     "EvaluationResult": (".evaluation", "EvaluationResult"),
@@ -86,45 +77,4 @@ def __dir__():
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AbsoluteGrad",
-    "BlurIG",
-    "Deletion",
-    "EvaluationResult",
-    "Explainer",
-    "GeometricallyGuidedIG",
-    "GradCAM",
-    "GuidedAbsoluteGrad",
-    "GuidedBackprop",
-    "GuidedIG",
-    "Insertion",
-    "IntegratedGradients",
-    "RectifiedGradients",
-    "RectifiedGradientsNoBias",
-    "LogCoshDice",
-    "MAE",
-    "METRICS",
-    "ModelAdapter",
-    "ModelOutputError",
-    "PartialResultError",
-    "Preprocessing",
-    "RCAP",
-    "SmoothGrad",
-    "SmoothGradSquared",
-    "SmoothIG",
-    "VanillaGradient",
-    "VarGrad",
-    "attributions",
-    "assets",
-    "evaluate",
-    "explain",
-    "export_saved_model",
-    "imageio",
-    "list_methods",
-    "load_imagenet_s",
-    "load_model",
-    "metrics",
-    "reverse_maps",
-    "sanity",
-    "viz",
-]
+__all__ = sorted(_EXPORTS)

@@ -11,7 +11,7 @@ from .io.checks import rows_where
 from .io.inputs import as_image_batch, check_batch_size, check_seed
 from .io.targets import resolve_targets
 from .methods.engine import Engine
-from .methods.presets import PRESETS, build_parts, option_defaults, resolve_method, slots
+from .methods.registry import REGISTRY, build_parts, describe, option_defaults, resolve_method
 from .methods.reversed import check_reverse, reverse_maps
 from .model import ModelAdapter, resolve_model
 from .reuse import RecentCache
@@ -32,8 +32,9 @@ class Explainer:
       model: a Keras model, a loaded SavedModel, a callable returning logits,
         a `ModelAdapter` (see `tf_gag.ModelAdapter`), or a path or zoo name
         for `tf_gag.load_model` (``"model.onnx"``, ``"efficientnet_lite0"``).
-      method: a name or alias from `list_methods()`; the per-method
-        subclasses (`GuidedAbsoluteGrad`, `SmoothGrad`, ...) fix it.
+      method: a name or alias from `list_methods()`, or a `tf_gag.Method`
+        composed of parts; the per-method subclasses (`GuidedAbsoluteGrad`,
+        `SmoothGrad`, ...) fix it.
       batch_size: the most forward+backward passes in one call, counted over
         images x samples (a GAG map with n = 20 is 20 passes).
       seed: seeds the noise and random baselines. An image's map depends on
@@ -60,40 +61,41 @@ class Explainer:
 
     def __init__(self, model, method=None, *, batch_size=32, seed=0, variant=None, reverse=None, strategy=None,
                  **options):
-        method = method or self.method
+        method = method if method is not None else self.method
         if method is None:
-            raise ValueError("method: expected a method name; see tf_gag.list_methods()")
-        self.preset = resolve_method(method)
+            raise ValueError("method: expected a method name or a tf_gag.Method; see tf_gag.list_methods()")
+        #: The method's registered name ("composed" for an unregistered `Method`) and its `Method`.
+        self.name, self.composition = resolve_method(method)
         model = resolve_model(model)
         self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
         self.batch_size = check_batch_size(batch_size)
         self.seed = check_seed(seed)
         self.variant = variant
         self.reverse = _check_reverse(reverse)
-        defaults = option_defaults(self.preset, variant)
+        defaults = option_defaults(self.composition, variant, self.name)
         unknown = sorted(set(options) - set(defaults))
         if unknown:
             raise ValueError(
-                f"options: {self.preset.name} does not take {unknown}; its options are {sorted(defaults)}"
+                f"options: {self.name} does not take {unknown}; its options are {sorted(defaults)}"
             )
         self.options = {**defaults, **options}
         black = None
         if self.adapter.preprocessing is not None:
             black = self.adapter.preprocessing.to_model(0.0).numpy()
-        self.parts = build_parts(self.preset, variant, self.options, black)
+        self.parts = build_parts(self.composition, variant, self.options, black, self.name)
         self._engine = Engine(self.adapter, self.parts)
         self.strategy = check_strategy(strategy)
         if strategy is not None and self.adapter.other_inputs:
             raise ValueError("strategy: a model with inputs besides the image runs on one device; pass strategy=None")
         if strategy is not None and not self.runs_in_graph:
             raise ValueError(
-                f"strategy: {self.preset.name} chooses each step from the previous gradients on the host and "
+                f"strategy: {self.name} chooses each step from the previous gradients on the host and "
                 "cannot be split across replicas; use another method or strategy=None"
             )
 
     def __repr__(self):
         parts = ", ".join(f"{slot}={part['class']}" for slot, part in self.parts.describe().items())
-        return f"Explainer({self.preset.name}: {parts})"
+        return f"Explainer({self.name}: {parts})"
 
     @property
     def passes_per_image(self):
@@ -160,15 +162,16 @@ class Explainer:
         self.adapter.predict_logits(images, self.batch_size, warn=False, context=context)
         raise ValueError(
             f"model: expected finite gradients, got NaN or Inf attributions for image(s) {bad}; its outputs on the "
-            f"images are finite, so its gradients are not, or its outputs on the inputs {self.preset.name} derives "
+            f"images are finite, so its gradients are not, or its outputs on the inputs {self.name} derives "
             "from them (noisy copies, path points) are not"
         )
 
     def explain(self, images, targets=None, *, inputs=None, on_progress=None):
         """Saliency maps: float32 (N, H, W), each min-max normalised to [0, 1].
 
-        Channels are reduced by summing absolute values; a constant map
-        becomes all zeros. ``images`` may be a `tf.data.Dataset`: its labels
+        The method's post-fold stage turns attributions into one value per
+        pixel (every built-in method sums absolute values over channels); a
+        constant map becomes all zeros. ``images`` may be a `tf.data.Dataset`: its labels
         (if any) are the targets, and it is streamed batch by batch.
         ``inputs`` as for `attributions`.
         """
@@ -180,7 +183,8 @@ class Explainer:
         return self._maps(*self._prepare(images, targets, inputs), on_progress)
 
     def _maps(self, images, ids, context, on_progress):
-        maps = ops.normalize_maps(ops.reduce_channels(self._attributions(images, ids, context, on_progress)))
+        attributions = self._attributions(images, ids, context, on_progress)
+        maps = ops.normalize_maps(self.parts.post(attributions, images))
         if self.reverse is not None:
             maps = reverse_maps(maps, *self.reverse)
         return maps.numpy().astype(np.float32)
@@ -219,30 +223,18 @@ class Explainer:
         return np.concatenate(done)
 
 
-def _method_class(preset_name, class_name):
-    preset = PRESETS[preset_name]
+def _method_class(entry):
+    """The public class of a built-in registry `Entry`: an `Explainer` with the method fixed."""
     doc = (
-        f"{preset.summary}. ``{class_name}(model, **options).explain(images, targets)``; "
-        f"see `Explainer` for the common arguments. Options and defaults: {option_defaults(preset)}."
+        f"{entry.method.summary}. ``{entry.class_name}(model, **options).explain(images, targets)``; "
+        f"see `Explainer` for the common arguments. Options and defaults: {option_defaults(entry.method)}."
     )
-    return type(class_name, (Explainer,), {"method": preset_name, "__doc__": doc})
+    return type(entry.class_name, (Explainer,), {"method": entry.name, "__doc__": doc, "__module__": __name__})
 
 
-VanillaGradient = _method_class("vanilla_gradient", "VanillaGradient")
-SmoothGrad = _method_class("smoothgrad", "SmoothGrad")
-VarGrad = _method_class("vargrad", "VarGrad")
-AbsoluteGrad = _method_class("absolute_grad", "AbsoluteGrad")
-GuidedAbsoluteGrad = _method_class("guided_absolute_grad", "GuidedAbsoluteGrad")
-IntegratedGradients = _method_class("integrated_gradients", "IntegratedGradients")
-GuidedIG = _method_class("guided_ig", "GuidedIG")
-BlurIG = _method_class("blur_ig", "BlurIG")
-GuidedBackprop = _method_class("guided_backprop", "GuidedBackprop")
-GradCAM = _method_class("grad_cam", "GradCAM")
-SmoothGradSquared = _method_class("smoothgrad_squared", "SmoothGradSquared")
-SmoothIG = _method_class("smooth_ig", "SmoothIG")
-GeometricallyGuidedIG = _method_class("geometrically_guided_ig", "GeometricallyGuidedIG")
-RectifiedGradients = _method_class("rectified_gradients", "RectifiedGradients")
-RectifiedGradientsNoBias = _method_class("rectified_gradients_nobias", "RectifiedGradientsNoBias")
+#: {class name: class} of every built-in method, from the registry (`tf_gag.methods.presets.BUILTIN`).
+METHOD_CLASSES = {e.class_name: _method_class(e) for e in REGISTRY.entries() if e.class_name}
+globals().update(METHOD_CLASSES)
 
 
 _EXPLAINERS = RecentCache(8)
@@ -289,18 +281,10 @@ def attributions(model, images, method="guided_absolute_grad", targets=None, *, 
 
 
 def list_methods():
-    """{method name: {"aliases", "summary", "parts", "options" (defaults), "variants"}} for every method.
+    """{method name: {"aliases", "summary", "parts", "options" (defaults), "variants"}} for every registered method.
 
-    ``parts`` names the part in each of the five slots (source, rule,
-    modification, interpretation, fold); ``options`` are theirs, with defaults.
+    ``parts`` names the part in each filled slot (source, rule,
+    modification, interpretation, fold, cam, post); ``options`` are theirs,
+    with defaults. Methods added with `tf_gag.register_method` are listed too.
     """
-    return {
-        name: {
-            "aliases": list(p.aliases),
-            "summary": p.summary,
-            "parts": slots(p, None),
-            "options": option_defaults(p),
-            "variants": ["+", "-", "A", "G", "GA"] if p.variants else [],
-        }
-        for name, p in PRESETS.items()
-    }
+    return {entry.name: describe(entry) for entry in REGISTRY.entries()}

@@ -10,6 +10,7 @@ from .errors import PartialResultError
 from .io import data
 from .io.inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size, check_seed
 from .io.targets import resolve_targets
+from .methods.method import Method
 from .metrics import named
 from .metrics.base import Batch
 from .metrics.reveal import RevealScorer
@@ -137,7 +138,8 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
         of images[, labels[, masks]] (see `tf_gag.io.data`), streamed
         ``batch_size`` images at a time: its labels are the targets, its
         masks the ground truth, and only per-image scores are kept.
-      maps_or_method: (N, H, W) non-negative maps, a method name (the maps
+      maps_or_method: (N, H, W) non-negative maps, a method name or a
+        `tf_gag.Method` (the maps
         are explained here, ``batch_size`` images at a time, with ``seed``
         and ``method_options``), or an `Explainer`. A Dataset needs a method
         or an Explainer.
@@ -181,7 +183,8 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     seed = check_seed(seed)
     if method_options is not None and not isinstance(method_options, dict):
         raise TypeError(f"method_options: expected a dict of the method's options, got {method_options!r}")
-    if method_options and not isinstance(maps_or_method, str):
+    by_method = isinstance(maps_or_method, (str, Method))
+    if method_options and not by_method:
         raise ValueError("method_options: only a method named by maps_or_method takes them; an Explainer has its "
                          "own and precomputed maps none")
     strategy = check_strategy(strategy)
@@ -192,7 +195,7 @@ def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None,
     explainer = None
     if isinstance(maps_or_method, Explainer):
         explainer = maps_or_method
-    elif isinstance(maps_or_method, str):
+    elif by_method:
         explainer = explainer_for(model, maps_or_method, batch_size=batch_size, seed=seed, strategy=strategy,
                                   **(method_options or {}))
     if explainer is not None:

@@ -107,7 +107,7 @@ def test_bad_options_are_named(options, match):
 def test_listed_with_its_parts_and_in_graph_only_without_ascent():
     info = tf_gag.list_methods()["geometrically_guided_ig"]
     assert info["parts"] == {"source": "input", "rule": "plain", "modification": "scaled_path",
-                             "interpretation": "signed", "fold": "select"}
+                             "interpretation": "signed", "fold": "select", "post": "abs_sum"}
     assert info["options"]["points"] == 20 and info["options"]["ascent_steps"] == 0
     model = lambda x: tf.reshape(x, [tf.shape(x)[0], -1])  # noqa: E731
     assert tf_gag.Explainer(model, "ggig").runs_in_graph

@@ -9,6 +9,7 @@ from reference import user_gradients
 
 import tf_gag
 from tf_gag.methods import folds, interpretations, modifications
+from tf_gag.methods.jobs import Gradients, Jobs
 
 
 def _run_fold(fold, contributions, interpretation, rng, order):
@@ -72,14 +73,12 @@ def test_interpretations_match_numpy(name):
 
 def _jobs(modification, images, sample_index, seed=3):
     """(inputs, contributions of unit gradients) of jobs (image 0, each sample index)."""
-    params = modification.params(images)
-    image_index = tf.zeros(len(sample_index), tf.int32)
-    samples = tf.constant(sample_index, tf.int32)
-    seed = tf.constant(seed, tf.int32)
-    inputs = modification.inputs(tf.constant(images), params, image_index, samples, seed)
-    grads = tf.ones_like(inputs)
-    contributions = modification.contributions(grads, tf.constant(images), params, image_index, samples, inputs, seed)
-    return inputs.numpy(), contributions.numpy()
+    count = len(sample_index)
+    jobs = Jobs(tf.constant(images), modification.params(images), tf.zeros(count, tf.int32),
+                tf.constant(sample_index, tf.int32), tf.constant(seed, tf.int32), tf.zeros(count, tf.int32))
+    jobs = jobs._replace(inputs=modification.inputs(jobs))
+    unit = Gradients(tf.ones_like(jobs.inputs), jobs.inputs, *([tf.zeros(count)] * 3))
+    return jobs.inputs.numpy(), modification.contributions(jobs, unit).numpy()
 
 
 def _noise(seed, k, shape):
@@ -200,8 +199,10 @@ def test_noise_composes_with_any_method_and_is_batch_independent(rng):
 def test_list_methods_reports_each_methods_parts_and_options():
     methods = tf_gag.list_methods()
     assert methods["guided_absolute_grad"]["parts"] == {
-        "source": "input", "rule": "plain", "modification": "noise", "interpretation": "absolute", "fold": "guided"
+        "source": "input", "rule": "plain", "modification": "noise", "interpretation": "absolute", "fold": "guided",
+        "post": "abs_sum",
     }
+    assert methods["score_cam"]["parts"]["cam"] == "score_cam" and "cam" not in methods["smoothgrad"]["parts"]
     assert methods["guided_backprop"]["parts"]["rule"] == "guided"
     assert methods["grad_cam"]["parts"]["source"] == "layer" and methods["grad_cam"]["options"]["layer"] is None
     assert methods["smooth_ig"]["options"]["noise_samples"] == 10

@@ -192,8 +192,10 @@ def test_rule_is_listed_with_its_options_and_variants():
 def test_g_variant_samples_under_noise(rng):
     model, _ = conv_net(rng)
     x = rng.normal(size=(1, 6, 6, 2)).astype(np.float32)
+    # by default over the paper's n = 20 noisy copies, as GB's G variant samples n = 20 noisy inputs
+    assert tf_gag.Explainer(model, "rectgrad", variant="GA").options["noise_samples"] == 20
     with pytest.raises(ValueError, match="noise_samples: a variance needs at least 2 samples"):
-        tf_gag.explain(model, x, "rectgrad", 0, variant="GA")
+        tf_gag.explain(model, x, "rectgrad", 0, variant="GA", noise_samples=1)
     maps = tf_gag.explain(model, x, "rectgrad", 0, variant="GA", noise_samples=3)
     assert maps.shape == (1, 6, 6) and np.isfinite(maps).all()
     plus = tf_gag.attributions(model, x, "rectgrad", 0, variant="+")

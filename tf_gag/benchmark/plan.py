@@ -60,7 +60,7 @@ class Unit:
 
 def resolve_methods(methods=None):
     """None (all), a comma-separated string or names/aliases -> Table 2's preset names, in its row order."""
-    from ..methods.presets import resolve_method
+    from ..methods.registry import resolve_method
 
     if methods is None:
         return list(SHORT)

@@ -33,12 +33,17 @@ import tensorflow as tf
 from ..distribute import SplitRunner, replicas
 from ..errors import PartialResultError
 from ..reuse import PerKey
+from .jobs import Jobs
 from .kernel import chunk_gradients, compile_gradients
 
 
 @dataclass(frozen=True)
 class Parts:
-    """A method: whose gradient, how it passes ReLUs, which inputs, how read, how combined."""
+    """A method: whose gradient, how it passes ReLUs, which inputs, how read, how combined.
+
+    ``cam``: a layer source's CAM weighting (`tf_gag.methods.cams`); None for
+    an input source. ``post``: the post-fold stage (`tf_gag.methods.post`).
+    """
 
     source: object
     rule: object
@@ -46,11 +51,14 @@ class Parts:
     interpretation: object
     fold: object
     objective: str = "logit"
+    cam: object = None
+    post: object = None
 
     def describe(self):
-        """{slot: {"class": the part's class name, option: value...}}, for reprs."""
-        parts = ("source", "rule", "modification", "interpretation", "fold")
-        return {p: {"class": type(getattr(self, p)).__name__, **getattr(self, p).describe()} for p in parts}
+        """{slot: {"class": the part's class name, option: value...}} of the filled slots, for reprs."""
+        slots = [s for s in ("source", "rule", "modification", "interpretation", "fold", "cam", "post")
+                 if getattr(self, s) is not None]
+        return {p: {"class": type(getattr(self, p)).__name__, **getattr(self, p).describe()} for p in slots}
 
 
 def fill_rows(result, parts, compute, what, on_progress=None):
@@ -78,7 +86,7 @@ class Engine:
     def __init__(self, adapter, parts):
         self.adapter = adapter
         self.parts = parts
-        parts.source.check(adapter, parts.modification)
+        parts.source.check(adapter, parts.modification, parts.cam)
         self._bound = PerKey(lambda shape: parts.source.bind(adapter, shape))
         self._steps = PerKey(self._compile_step)
         self._gradients = PerKey(self._compile_gradients)
@@ -106,6 +114,9 @@ class Engine:
         index_spec = tf.TensorSpec((None,), tf.int32)
         state_spec = p.fold.state_specs(source.attribution_shape)
 
+        def forward(x, context):  # the plain forward pass parts may call on other inputs (`Jobs.forward`)
+            return adapter.forward(x, context=context)
+
         @tf.function(
             input_signature=[
                 image_spec, index_spec, p.modification.param_specs(image_shape), index_spec, index_spec,
@@ -113,14 +124,14 @@ class Engine:
             ]
         )
         def step(images, targets, params, image_index, sample_index, seed, state, context):
-            inputs = p.modification.inputs(images, params, image_index, sample_index, seed)
-            rows = tuple(tf.gather(c, image_index) for c in context)  # other inputs follow each job's image
-            grads, wrt = chunk_gradients(adapter, p.rule, source, inputs, tf.gather(targets, image_index), p.objective,
-                                         rows)
-            contributions = source.contributions(
-                p.modification, grads, wrt, images, params, image_index, sample_index, inputs, seed
+            jobs = Jobs(
+                images, params, image_index, sample_index, seed, tf.gather(targets, image_index),
+                tuple(tf.gather(c, image_index) for c in context),  # other inputs follow each job's image
+                forward=forward, objective=p.objective,
             )
-            return p.fold.update(state, contributions, p.interpretation, image_index)
+            jobs = jobs._replace(inputs=p.modification.inputs(jobs))
+            result = chunk_gradients(adapter, p.rule, source, jobs)
+            return p.fold.update(state, source.contributions(p, jobs, result), p.interpretation, image_index)
 
         # Traced here, once: TensorFlow's retracing detector keys on the Python function, which every Engine's
         # step shares, and counts only traces made by calls, so a user building several methods sees no warning.

@@ -8,46 +8,39 @@ gradient overrides. Call it while a ``tf.function`` traces.
 """
 import tensorflow as tf
 
+from .jobs import Gradients, Jobs, class_scores
 from .rules import Plain
 from .sources import BoundInput
 
 OBJECTIVES = ("logit", "neg_log_softmax")
 
 
-def class_scores(logits, targets, objective="logit"):
-    """The scalar per input that is differentiated.
-
-    ``"logit"`` is the paper's choice (pre-softmax class score);
-    ``"neg_log_softmax"`` is what the reference code's Integrated Gradients
-    differentiates (-log p_c), offered for comparison with its numbers.
-    """
-    if objective == "neg_log_softmax":
-        logits = -tf.nn.log_softmax(logits, axis=-1)
-    return tf.gather(logits, targets, axis=1, batch_dims=1)
-
-
-def chunk_gradients(adapter, rule, source, inputs, targets, objective="logit", context=()):
-    """(gradients, source values) of each input's target score, for a chunk.
+def chunk_gradients(adapter, rule, source, jobs):
+    """`Gradients` of each job's objective for a chunk of `Jobs` (its ``inputs``, ``targets``, ``context``).
 
     ``source`` is a bound `tf_gag.methods.sources` source: the gradient is
-    taken with respect to ``inputs`` or to the captured layer's activations.
-    ``context``: a multi-input model's other inputs, row by row with ``inputs``.
+    taken with respect to the inputs or to the captured layer's activations.
     Scores are summed over the chunk before differentiating; the model runs in
     inference mode, so input i only influences score i and one backward pass
-    serves the whole chunk.
+    serves the whole chunk. Each job's objective, target logit and target
+    probability come back beside its gradient.
     """
     if source.capture is None:
-        logits, captured = adapter.forward(inputs, rule=rule, context=context), None
+        logits, captured = adapter.forward(jobs.inputs, rule=rule, context=jobs.context), None
     else:
-        logits, captured = adapter.forward(inputs, rule=rule, capture=source.capture, context=context)
-    wrt = source.wrt(inputs, captured)
-    scores = class_scores(logits, targets, objective)
+        logits, captured = adapter.forward(jobs.inputs, rule=rule, capture=source.capture, context=jobs.context)
+    wrt = source.wrt(jobs.inputs, captured)
+    scores = class_scores(logits, jobs.targets, jobs.objective)
     (grads,) = tf.gradients(tf.reduce_sum(scores), [wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    return grads, wrt
+    logit = class_scores(logits, jobs.targets)
+    probability = class_scores(tf.nn.softmax(logits, axis=-1), jobs.targets)
+    return Gradients(grads, wrt, scores, logit, probability)
 
 
 def compile_gradients(adapter, image_shape, rule=None, objective="logit"):
-    """A tf.function ``(inputs (B, H, W, C), targets (B,), context) -> input gradients`` (the raw passes).
+    """A tf.function ``(inputs (B, H, W, C), targets (B,), context) -> (input gradients, objectives (B,))``.
+
+    The raw passes, for methods that choose each step on the host.
 
     ``context``: the other inputs of a multi-input model for the B rows (() otherwise).
     """
@@ -62,6 +55,8 @@ def compile_gradients(adapter, image_shape, rule=None, objective="logit"):
         ]
     )
     def gradients(inputs, targets, context):
-        return chunk_gradients(adapter, rule, source, inputs, targets, objective, context)[0]
+        jobs = Jobs(inputs, (), None, None, None, targets, context, inputs, objective=objective)
+        result = chunk_gradients(adapter, rule, source, jobs)
+        return result.grads, result.objective
 
     return gradients

@@ -89,11 +89,13 @@ class Modification(Part):
     def validate_image_shape(self, image_shape):
         """Raise if this modification cannot run on images of this (H, W, C)."""
 
-    def inputs(self, images, params, image_index, sample_index, seed):
+    def inputs(self, jobs):
+        """(B, H, W, C): the model inputs of a chunk of `tf_gag.methods.jobs.Jobs`."""
         raise NotImplementedError
 
-    def contributions(self, grads, images, params, image_index, sample_index, inputs, seed):
-        return grads
+    def contributions(self, jobs, result):
+        """Each job's contribution from the kernel's `Gradients` ``result`` (its gradient, as it is, by default)."""
+        return result.grads
 
 
 class Identity(Modification):
@@ -101,8 +103,8 @@ class Identity(Modification):
 
     gradient_contributions = True
 
-    def inputs(self, images, params, image_index, sample_index, seed):
-        return tf.gather(images, image_index)
+    def inputs(self, jobs):
+        return jobs.job_images()
 
 
 class TimesInput(Modification):
@@ -113,11 +115,11 @@ class TimesInput(Modification):
     (the input bias Brocki & Chung point out).
     """
 
-    def inputs(self, images, params, image_index, sample_index, seed):
-        return tf.gather(images, image_index)
+    def inputs(self, jobs):
+        return jobs.job_images()
 
-    def contributions(self, grads, images, params, image_index, sample_index, inputs, seed):
-        return grads * inputs
+    def contributions(self, jobs, result):
+        return result.grads * jobs.inputs
 
 
 class GaussianNoise(Modification):
@@ -156,8 +158,8 @@ class GaussianNoise(Modification):
         noise = _draws(lambda k: tf.random.stateless_normal(shape, seed=tf.stack([seed, offset + k])), noise_index)
         return tf.gather(images, image_index) + tf.reshape(tf.gather(sigma, image_index), [-1, 1, 1, 1]) * noise
 
-    def inputs(self, images, params, image_index, sample_index, seed):
-        return self.noisy(images, params[0], image_index, sample_index, seed)
+    def inputs(self, jobs):
+        return self.noisy(jobs.images, jobs.params[0], jobs.image_index, jobs.sample_index, jobs.seed)
 
 
 class StraightPath(Modification):
@@ -228,25 +230,29 @@ class StraightPath(Modification):
             return (step + 0.5) / self.steps
         return step / (self.steps - 1)
 
-    def _baselines(self, images, params, image_index, sample_index, seed):
-        fixed, bounds = params
+    def _baselines(self, jobs):
+        fixed, bounds = jobs.job_params()
         if self.baseline != "uniform":
-            return tf.gather(fixed, image_index)
-        trial = sample_index // self.steps
-        shape = tf.shape(images)[1:]
+            return fixed
+        trial = jobs.sample_index // self.steps
+        shape = tf.shape(jobs.images)[1:]
+        seed = jobs.seed
         unit = _draws(lambda t: tf.random.stateless_uniform(shape, seed=tf.stack([seed, 1_000_003 + t])), trial)
-        low = tf.reshape(tf.gather(bounds[:, 0], image_index), [-1, 1, 1, 1])
-        high = tf.reshape(tf.gather(bounds[:, 1], image_index), [-1, 1, 1, 1])
+        low, high = tf.reshape(bounds[:, 0], [-1, 1, 1, 1]), tf.reshape(bounds[:, 1], [-1, 1, 1, 1])
         return low + (high - low) * unit
 
-    def inputs(self, images, params, image_index, sample_index, seed):
-        baselines = self._baselines(images, params, image_index, sample_index, seed)
-        alpha = tf.reshape(self._alphas(sample_index % self.steps), [-1, 1, 1, 1])
-        return baselines + alpha * (tf.gather(images, image_index) - baselines)
+    def inputs(self, jobs):
+        baselines = self._baselines(jobs)
+        alpha = tf.reshape(self._alphas(jobs.sample_index % self.steps), [-1, 1, 1, 1])
+        return baselines + alpha * (jobs.job_images() - baselines)
 
-    def contributions(self, grads, images, params, image_index, sample_index, inputs, seed):
-        baselines = self._baselines(images, params, image_index, sample_index, seed)
-        return grads * (tf.gather(images, image_index) - baselines)
+    def contributions(self, jobs, result):
+        return result.grads * (jobs.job_images() - self._baselines(jobs))
+
+    def path_point(self, jobs, fraction):
+        """The point ``b + t (x - b)`` at path fraction t = ``fraction`` (B,) of each job's line (IDGI)."""
+        baselines = self._baselines(jobs)
+        return baselines + tf.reshape(fraction, [-1, 1, 1, 1]) * (jobs.job_images() - baselines)
 
 
 class BlurPath(Modification):
@@ -293,16 +299,22 @@ class BlurPath(Modification):
     def _sigmas(self, sample_index):
         return tf.cast(sample_index, tf.float32) * (self.max_sigma / self.steps)
 
-    def inputs(self, images, params, image_index, sample_index, seed):
-        radius = self.radius(images.shape[1:3])
-        return ops.gaussian_blur(tf.gather(images, image_index), self._sigmas(sample_index), radius)
+    def inputs(self, jobs):
+        radius = self.radius(jobs.images.shape[1:3])
+        return ops.gaussian_blur(jobs.job_images(), self._sigmas(jobs.sample_index), radius)
 
-    def contributions(self, grads, images, params, image_index, sample_index, inputs, seed):
-        sigma = self._sigmas(sample_index) + self.grad_step
-        further = ops.gaussian_blur(tf.gather(images, image_index), sigma, self.radius(images.shape[1:3]))
-        d_blur = (further - inputs) / self.grad_step
+    def contributions(self, jobs, result):
+        sigma = self._sigmas(jobs.sample_index) + self.grad_step
+        further = ops.gaussian_blur(jobs.job_images(), sigma, self.radius(jobs.images.shape[1:3]))
+        d_blur = (further - jobs.inputs) / self.grad_step
         sign = 1.0 if self.reference_sign else -1.0
-        return sign * self.max_sigma * grads * d_blur
+        return sign * self.max_sigma * result.grads * d_blur
+
+    def path_point(self, jobs, fraction):
+        """The point at path fraction t = ``fraction`` (B,) from the blurred image (t = 0: sigma = max_sigma) to
+        the image (t = 1), blurred with sigma = (1 - t) max_sigma (IDGI)."""
+        radius = self.radius(jobs.images.shape[1:3])
+        return ops.gaussian_blur(jobs.job_images(), (1.0 - fraction) * self.max_sigma, radius)
 
 
 class GuidedPath(Modification):
@@ -342,18 +354,24 @@ class GuidedPath(Modification):
     def walk(self, images, gradient_fn, seed):
         """Yield each step's contributions for a chunk of images (sequentially).
 
-        ``gradient_fn(x)`` returns the gradients at the float32 inputs x; the
-        path is deterministic, so ``seed`` is unused.
+        ``gradient_fn(x)`` returns (gradients, objectives) at the float32
+        inputs x; the path is deterministic, so ``seed`` is unused.
         """
+        for x, grad, _, x_new in self.points(images, gradient_fn):
+            yield (self.steps * (x_new - x) * grad).reshape(images.shape).astype(np.float32)
+
+    def points(self, images, gradient_fn):
+        """Yield ``(x_k, gradient at x_k, objective at x_k, x_{k+1})`` of each step, (B, features) float64 rows."""
         shape = images.shape
         target = images.reshape(len(images), -1).astype(np.float64)
         base = self.baselines(images).reshape(len(images), -1)
         total = np.abs(target - base).sum(axis=1)
         x = base.copy()
         for step in range(self.steps):
-            grad = np.asarray(gradient_fn(x.reshape(shape).astype(np.float32)), np.float64).reshape(len(images), -1)
+            grad, objective = gradient_fn(x.reshape(shape).astype(np.float32))
+            grad = np.asarray(grad, np.float64).reshape(len(images), -1)
             x_new = self._advance(x, target, base, grad, step, total)
-            yield (self.steps * (x_new - x) * grad).reshape(shape).astype(np.float32)
+            yield x, grad, np.asarray(objective, np.float64), x_new
             x = x_new
 
     def _advance(self, x, target, base, grad_actual, step, total):
@@ -443,14 +461,14 @@ class ScaledPath(Modification):
     def _alphas(self, sample_index):
         return tf.reshape((tf.cast(sample_index, tf.float32) + 1.0) / self.points, [-1, 1, 1, 1])
 
-    def inputs(self, images, params, image_index, sample_index, seed):
-        baselines = tf.gather(params[0], image_index)
-        return baselines + self._alphas(sample_index) * (tf.gather(images, image_index) - baselines)
+    def inputs(self, jobs):
+        baselines = jobs.job_params()[0]
+        return baselines + self._alphas(jobs.sample_index) * (jobs.job_images() - baselines)
 
-    def contributions(self, grads, images, params, image_index, sample_index, inputs, seed):
+    def contributions(self, jobs, result):
         if not self.times_delta:
-            return grads
-        return grads * (tf.gather(images, image_index) - tf.gather(params[0], image_index))
+            return result.grads
+        return result.grads * (jobs.job_images() - jobs.job_params()[0])
 
     def walk(self, images, gradient_fn, seed):
         """With the ascent: each point climbs ``ascent_steps`` gradient steps, then yields its contribution."""
@@ -459,8 +477,8 @@ class ScaledPath(Modification):
         for k in range(self.points):
             x = base + (k + 1.0) / self.points * delta
             for _ in range(self.ascent_steps):
-                x = x + self.ascent_step_size * np.asarray(gradient_fn(x.astype(np.float32)))
-            grads = np.asarray(gradient_fn(x.astype(np.float32)))
+                x = x + self.ascent_step_size * np.asarray(gradient_fn(x.astype(np.float32))[0])
+            grads = np.asarray(gradient_fn(x.astype(np.float32))[0])
             yield (grads * delta if self.times_delta else grads).astype(np.float32)
 
 
@@ -513,19 +531,21 @@ class Noised(Modification):
     def params(self, images):
         return (self.noise.sigmas(images),) + tuple(self.inner.params(images))
 
-    def _jobs(self, images, params, image_index, sample_index, seed):
-        """The noisy copy, the inner parameters and the inner job index of each job."""
-        noisy = self.noise.noisy(images, params[0], image_index, sample_index // self.inner.n_jobs, seed)
-        inner_params = tuple(tf.gather(p, image_index) for p in params[1:])
-        return noisy, inner_params, tf.range(tf.size(image_index)), sample_index % self.inner.n_jobs
+    def _inner_jobs(self, jobs):
+        """The jobs as the inner method sees them: each job's noisy copy is its own image, with the clean
+        image's inner parameters and the inner job index."""
+        noisy = self.noise.noisy(jobs.images, jobs.params[0], jobs.image_index,
+                                 jobs.sample_index // self.inner.n_jobs, jobs.seed)
+        return jobs._replace(
+            images=noisy, params=jobs.job_params()[1:], image_index=tf.range(tf.size(jobs.image_index)),
+            sample_index=jobs.sample_index % self.inner.n_jobs,
+        )
 
-    def inputs(self, images, params, image_index, sample_index, seed):
-        noisy, inner_params, jobs, inner_index = self._jobs(images, params, image_index, sample_index, seed)
-        return self.inner.inputs(noisy, inner_params, jobs, inner_index, seed)
+    def inputs(self, jobs):
+        return self.inner.inputs(self._inner_jobs(jobs))
 
-    def contributions(self, grads, images, params, image_index, sample_index, inputs, seed):
-        noisy, inner_params, jobs, inner_index = self._jobs(images, params, image_index, sample_index, seed)
-        return self.inner.contributions(grads, noisy, inner_params, jobs, inner_index, inputs, seed)
+    def contributions(self, jobs, result):
+        return self.inner.contributions(self._inner_jobs(jobs), result)
 
     def walk(self, images, gradient_fn, seed):
         """Sequential inner methods (Guided IG): the inner walk on each noisy copy in turn."""

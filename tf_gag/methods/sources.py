@@ -3,9 +3,10 @@
 ``Input`` differentiates the target score with respect to the model input: a
 job's contribution is what the modification makes of that gradient, an
 (H, W, C) attribution. ``Layer`` differentiates it with respect to a layer's
-activations A (Grad-CAM, Selvaraju et al. 2017): the gradient is averaged over
-space into channel weights w, and a job's contribution is ``ReLU(sum_k w_k
-A_k)`` upsampled bilinearly to the input size, an (H, W, 1) attribution.
+activations A (the CAM family): the method's CAM weighting
+(`tf_gag.methods.cams`) turns A and the gradient into a coarse map, and a
+job's contribution is that map upsampled bilinearly to the input size, an
+(H, W, 1) attribution. A source only says which tensor.
 
 A source is immutable: `bind` resolves what it needs from a model and an
 image size (Grad-CAM's layer) into a `Bound` source, which the engine keeps
@@ -24,8 +25,11 @@ class Input(Part):
 
     name = "input"
 
-    def check(self, adapter, modification):
-        """Raise if this source cannot serve ``modification`` on ``adapter``."""
+    def check(self, adapter, modification, cam):
+        """Raise if this source cannot serve ``modification`` and the CAM weighting ``cam`` on ``adapter``."""
+        if cam is not None:
+            raise ValueError(f"cam: a CAM weighting ({cam.name}) reads a layer's activations; the input source has "
+                             "none (use source='layer')")
 
     def bind(self, adapter, image_shape):
         return BoundInput(tuple(image_shape))
@@ -43,9 +47,9 @@ class BoundInput:
     def wrt(self, inputs, captured):
         return inputs
 
-    def contributions(self, modification, grads, activations, images, params, image_index, sample_index, inputs,
-                      seed):
-        return modification.contributions(grads, images, params, image_index, sample_index, inputs, seed)
+    def contributions(self, parts, jobs, result):
+        """The modification's contributions of the input gradients."""
+        return parts.modification.contributions(jobs, result)
 
 
 def _imported_feature(adapter):
@@ -93,7 +97,9 @@ class Layer(Part):
     def describe(self):
         return {"layer": getattr(self.layer, "name", self.layer)}
 
-    def check(self, adapter, modification):
+    def check(self, adapter, modification, cam):
+        if cam is None:
+            raise ValueError("cam: a layer source needs a CAM weighting (one of tf_gag.methods.cams.CAMS)")
         if adapter.kind not in ("keras", "imported"):
             raise ValueError(
                 "method: Grad-CAM needs a Keras model whose layers can be captured, or a model imported with "
@@ -207,11 +213,9 @@ class BoundLayer:
         prefix, h, w = self.tokens
         return tf.reshape(tokens[:, prefix:], [-1, h, w, tokens.shape[-1]])
 
-    def contributions(self, modification, grads, activations, images, params, image_index, sample_index, inputs,
-                      seed):
-        grads, activations = self.as_map(grads), self.as_map(activations)
-        weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
-        heat = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1, keepdims=True))
+    def contributions(self, parts, jobs, result):
+        """The CAM weighting's coarse map of the layer's gradients and activations, upsampled to the image."""
+        heat = parts.cam.heat(self.as_map(result.grads), self.as_map(result.values), jobs)
         return tf.image.resize(heat, self.image_shape[:2], method="bilinear")
 
 

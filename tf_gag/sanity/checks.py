@@ -33,6 +33,8 @@ from ..errors import PartialResultError
 from ..io.checks import check_flag, check_number, check_selection
 from ..io.inputs import as_image_batch, check_batch_size, check_seed
 from ..io.targets import resolve_targets
+from ..methods.method import Method
+from ..methods.registry import UNREGISTERED, resolve_method
 from ..model import ModelAdapter
 from ..model.copies import weight_copy
 from ..model.loading import resolve_model
@@ -51,15 +53,21 @@ _COPY_TOLERANCE = 1e-4
 
 
 def _methods(methods):
-    """[(label, name, options)] from method names and (name, {options}) pairs."""
+    """[(label, method, options)] from method names, `tf_gag.Method` s and (name or Method, {options}) pairs.
+
+    A method's label is its name as given; a `Method` is labelled by its
+    registered name, or by its position when it is not registered
+    (``"composed 2"``).
+    """
     out = []
-    for spec in check_selection("methods", methods, "method names or (name, {options}) pairs"):
-        if isinstance(spec, str):
-            out.append((spec, spec, {}))
-        elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict):
-            out.append((spec[0], spec[0], dict(spec[1])))
-        else:
-            raise ValueError(f"methods: expected a method name or a (name, {{options}}) pair, got {spec!r}")
+    what = "method names or tf_gag.Method s, or (method, {options}) pairs"
+    for k, spec in enumerate(check_selection("methods", methods, what)):
+        method, options = spec if isinstance(spec, tuple) and len(spec) == 2 else (spec, {})
+        if not isinstance(method, (str, Method)) or not isinstance(options, dict):
+            raise ValueError(f"methods: expected a method name, a tf_gag.Method or a (method, {{options}}) pair, "
+                             f"got {spec!r}")
+        label = method if isinstance(method, str) else resolve_method(method).name
+        out.append((f"{UNREGISTERED} {k}" if label == UNREGISTERED else label, method, dict(options)))
     labels = [label for label, _, _ in out]
     if len(set(labels)) != len(labels):
         raise ValueError(f"methods: each method once, got {labels}")
@@ -91,8 +99,8 @@ class _Run:
         self.targets = resolve_targets(targets, len(self.images), logits.shape[1], predicted=lambda: self.predicted)
         self.probabilities = self.explained_probability(logits)
         self.explainers = {
-            label: Explainer(self.copy, name, batch_size=self.batch_size, seed=self.seed, **options)
-            for label, name, options in specs
+            label: Explainer(self.copy, method, batch_size=self.batch_size, seed=self.seed, **options)
+            for label, method, options in specs
         }
         self.reference = {label: self._attributions(e) for label, e in self.explainers.items()}
         #: {method: (N,) bool}: the original model's constant maps; their similarities are undefined (NaN).
@@ -203,7 +211,7 @@ def randomization(model, images, methods=DEFAULT_METHODS, *, cascading=True, lay
       model: a Keras model, a model imported with `tf_gag.load_model`, a
         `ModelAdapter` of either, or a path / zoo name. It is never modified.
       images: (N, H, W, C) images in the model's input space.
-      methods: method names, or (name, {options}) pairs (see
+      methods: method names, `tf_gag.Method` s, or (method, {options}) pairs (see
         `tf_gag.list_methods`); default `DEFAULT_METHODS`.
       cascading: True re-draws the layers from the top down, step k having
         the top k + 1 chosen layers (and all layers between them) re-drawn;

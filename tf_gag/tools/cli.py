@@ -199,7 +199,7 @@ def _explain(args):
     out = _output_folder(args.out)
     model, pixels, images, names, targets = _load_images(args)
     explainer = tf_gag.Explainer(model, args.method, batch_size=args.batch_size, seed=args.seed, **dict(args.option))
-    with tqdm(total=len(images) * explainer.passes_per_image, unit="pass", desc=explainer.preset.name,
+    with tqdm(total=len(images) * explainer.passes_per_image, unit="pass", desc=explainer.name,
               disable=args.quiet) as bar:
         maps = explainer.explain(images, targets, on_progress=bar.update)
     for stem, photo, saliency in zip(_stems(names), pixels, maps):

@@ -39,9 +39,12 @@ def _check_exportable(explainer):
         raise ValueError("reverse: reversed maps are an evaluation device; export the method without reverse=")
     if not explainer.runs_in_graph:
         raise ValueError(
-            f"method: {explainer.preset.name} chooses each step from the previous gradients on the host and "
+            f"method: {explainer.name} chooses each step from the previous gradients on the host and "
             "cannot run inside a serving graph; export another method"
         )
+    if not explainer.parts.post.in_graph:
+        raise ValueError(f"method: {explainer.name}'s post-fold stage ({explainer.parts.post.name}) runs on the host "
+                         "and cannot run inside a serving graph; export another method")
 
 
 class _ServingModule(tf.Module):
@@ -73,7 +76,7 @@ class _ServingModule(tf.Module):
         def with_saliency(images, others=(), targets=None):
             out = predictions(images, others)
             targets = out["classes"] if targets is None else targets
-            out["saliency"] = ops.normalize_maps(ops.reduce_channels(raw(images, targets, others)))
+            out["saliency"] = ops.normalize_maps(explainer.parts.post(raw(images, targets, others), images))
             return out
 
         def decoded(encoded):
