@@ -91,7 +91,7 @@ def main(argv=None):
 
     def ours_deletion():
         deletion = tf_gag.Deletion(steps=DELETION_STEPS, fill="zero")
-        return deletion(model, images, smoothgrad_maps, targets, batch_size=BATCH)
+        return tf_gag.evaluate(model, images, smoothgrad_maps, targets, metrics=[deletion], batch_size=BATCH)
 
     def theirs_deletion():
         metric = Deletion(model, images, one_hot, batch_size=BATCH, baseline_mode=0.0, steps=DELETION_STEPS)

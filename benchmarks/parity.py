@@ -91,7 +91,8 @@ def main(argv=None):
     maps = ours["guided_absolute_grad"]
     rcap = tf_gag.RCAP(convention="reference")
     aucs = (tf_gag.Deletion(convention="reference"), tf_gag.Insertion(convention="reference"))
-    scores, seconds["rcap"] = timed(lambda: rcap(model, images, maps, targets, batch_size=40), args.repeats)
+    scores, seconds["rcap"] = timed(lambda: tf_gag.evaluate(model, images, maps, targets, metrics=[rcap],
+                                                            batch_size=40), args.repeats)
     auc_scores, seconds["auc"] = timed(lambda: tf_gag.evaluate(model, images, maps, targets, metrics=aucs,
                                                                batch_size=40), args.repeats)
 

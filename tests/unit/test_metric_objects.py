@@ -135,25 +135,25 @@ def test_a_metric_alone_equals_the_same_metric_in_evaluate():
     together = tf_gag.evaluate(sum_model, IMAGES, MAPS, targets=1, masks=MASKS, metrics=[rcap, deletion, mae],
                                batch_size=2)
     for metric in (rcap, deletion, mae):
-        alone = metric(sum_model, IMAGES, MAPS, targets=1, masks=MASKS, batch_size=2)
+        alone = tf_gag.evaluate(sum_model, IMAGES, MAPS, targets=1, masks=MASKS, batch_size=2, metrics=[metric])
         assert isinstance(alone, tf_gag.EvaluationResult) and list(alone) == [metric.name]
         np.testing.assert_array_equal(alone[metric.name], together[metric.name])
         assert alone.means() == {metric.name: together.means()[metric.name]}
-    alone = rcap(sum_model, IMAGES, MAPS, targets=1, batch_size=2)  # evaluate's chunks: the same rounding
+    alone = tf_gag.evaluate(sum_model, IMAGES, MAPS, targets=1, batch_size=2, metrics=[rcap])  # the same chunks
     for key in ("recovered", "probability", "saliency_ratio"):
         np.testing.assert_array_equal(alone.curves["rcap"][key], together.curves["rcap"][key])
 
 
 def test_a_mask_metric_alone_needs_masks():
     with pytest.raises(ValueError, match=r"masks: metrics \['log_cosh_dice'\] compare maps with ground-truth masks"):
-        tf_gag.LogCoshDice()(sum_model, IMAGES, MAPS, targets=1)
+        tf_gag.evaluate(sum_model, IMAGES, MAPS, targets=1, metrics=[tf_gag.LogCoshDice()])
 
 
 def test_a_metric_alone_warns_of_undefined_rcap():
     maps = MAPS.copy()
     maps[2] = 0.0
     with pytest.warns(UserWarning, match=r"image\(s\) \[2\] sum to 0, so their RCAP is undefined"):
-        result = tf_gag.RCAP()(sum_model, IMAGES, maps, targets=1)
+        result = tf_gag.evaluate(sum_model, IMAGES, maps, targets=1, metrics=[tf_gag.RCAP()])
     assert np.isnan(result["rcap"][2]) and result.undefined() == {"rcap": 1}
 
 
@@ -165,7 +165,8 @@ def test_names_and_objects_mix():
     np.testing.assert_allclose(mixed["rcap"], numpy_rcap(IMAGES, MAPS, 0.0, [0.1, 0.2, 0.3, 0.4, 0.5]), rtol=1e-6)
     np.testing.assert_allclose(mixed["dauc"], numpy_deletion(IMAGES, MAPS, 0.0, np.arange(4) / 4)[1], rtol=1e-6)
     np.testing.assert_allclose(mixed["sqrt_mae"], np.sqrt(np.abs(MAPS - MASKS).mean(axis=(1, 2))), rtol=1e-6)
-    np.testing.assert_array_equal(mixed["iauc"], insertion(sum_model, IMAGES, MAPS, targets=1)["iauc"])
+    alone = tf_gag.evaluate(sum_model, IMAGES, MAPS, targets=1, metrics=[insertion])
+    np.testing.assert_array_equal(mixed["iauc"], alone["iauc"])
     assert "dauc           lower" in mixed.table()
 
 

@@ -142,3 +142,19 @@ def test_every_listed_variant_builds_with_its_defaults():
             explainer = tf_gag.Explainer(model, name, variant=variant)
             assert explainer.parts.modification.n_jobs >= explainer.parts.fold.min_samples, (name, variant)
             assert np.isfinite(explainer.attributions(image, 0)).all()
+
+
+def test_the_command_line_imports_modules_that_register_methods(tmp_path, monkeypatch, capsys):
+    import json
+
+    from tf_gag.tools import cli
+
+    (tmp_path / "my_registered_methods.py").write_text(
+        "import tf_gag\n"
+        "tf_gag.register_method('cli_abs_noise', tf_gag.Method(modification='noise', interpretation='absolute'))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli.main(["--import", "my_registered_methods", "methods", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cli_abs_noise"]["parts"]["modification"] == "noise"
+    assert cli.main(["--import", "no_such_module_here", "methods"]) == 1
+    assert "No module named 'no_such_module_here'" in capsys.readouterr().err

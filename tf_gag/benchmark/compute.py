@@ -10,10 +10,10 @@ from ..io.inputs import check_batch_size, check_seed
 from ..metrics import named
 from ..model import load_model
 from ..model.loading import fingerprint
-from ..tools import viz
 from . import plan as planning
 from . import tables as tabulate
 from .data import batch_count, open_data
+from .figures import benchmark_figures
 from .store import Store
 
 #: The layout of the stored files; part of the settings, so a run stored in another layout is not resumed.
@@ -76,7 +76,7 @@ def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planni
         _compute(unit, f"[{number}/{len(units)}] {unit.label}", store, adapter, source, metrics, batch_size, seed,
                  progress)
     result = tabulate.build(store, units, metrics, batches, settings, adapter.classes)
-    store.write_tables(result, tabulate.markdown(result), viz.benchmark_figures(result))
+    store.write_tables(result, tabulate.markdown(result), benchmark_figures(result))
     return result
 
 

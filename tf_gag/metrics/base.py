@@ -4,7 +4,9 @@ A metric owns its options (checked when it is built, immutable after), its
 result key ``name``, the direction that is ``better``, whether it compares
 maps with ground-truth masks, how one batch is scored and how per-image
 results make the dataset's value. `tf_gag.evaluate` runs any number of them
-over the same batches; called on its own, a metric is `evaluate` with only it.
+over the same batches (one alone: ``evaluate(..., metrics=[metric])``); a
+metric never calls `evaluate` itself, so metrics sit below evaluation in the
+flow.
 """
 import abc
 
@@ -110,16 +112,3 @@ class Metric(abc.ABC):
     def undefined_warning(self, scores):
         """The text of a warning about undefined (NaN) scores the user should hear of, or None."""
         return None
-
-    def __call__(self, model, images, maps_or_method="guided_absolute_grad", targets=None, **options):
-        """`tf_gag.evaluate` with this metric alone: its `EvaluationResult`, with per-image scores and curves.
-
-        ``options`` are evaluate's others (``masks``, ``batch_size``,
-        ``preprocessing``, ``seed``, ``method_options``, ``strategy``, ...).
-
-            >>> result = tf_gag.RCAP(lower_bound=40, interval=20)(model, images, maps)
-            >>> result["rcap"], result.curves["rcap"]["probability"], result.means()["rcap"]
-        """
-        from ..evaluation import evaluate  # evaluation imports the metrics, so not at the top
-
-        return evaluate(model, images, maps_or_method, targets, metrics=(self,), **options)

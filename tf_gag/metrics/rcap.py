@@ -90,7 +90,7 @@ class RCAP(Metric):
     Its curve: ``{"recovered": (j,), "probability": (N, j), "saliency_ratio": (N, j)}``,
     each step's fraction of pixels and its two factors.
 
-        >>> result = tf_gag.RCAP(lower_bound=40, interval=20)(model, images, maps)
+        >>> result = tf_gag.evaluate(model, images, maps, metrics=[tf_gag.RCAP(lower_bound=40, interval=20)])
     """
 
     lower_bound: int = 50

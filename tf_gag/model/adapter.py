@@ -30,7 +30,6 @@ import tensorflow as tf
 
 from ..errors import ModelOutputError
 from ..io.checks import check_finite_array, rows_where
-from ..methods.rules import Plain
 from ..reuse import PerKey
 from .flat import FlatGraph
 
@@ -38,7 +37,6 @@ from .flat import FlatGraph
 _HOOK_LOCK = threading.RLock()
 #: Ops a forward pass's output may pass through after its final softmax.
 _PASS_THROUGH = ("Identity", "Cast")
-_PLAIN = Plain()
 
 
 @dataclass(frozen=True)
@@ -362,11 +360,14 @@ class ModelAdapter:
             return shape if len(shape) == 3 else None
         return None
 
-    def forward(self, x, *, rule=_PLAIN, capture=None, context=()):
+    def forward(self, x, *, rule=None, capture=None, context=()):
         """Logits for ``x``; with ``capture``, also the captured layer's output.
 
         Call inside a ``tf.function``. ``rule`` is the backward rule
-        (`tf_gag.methods.rules`) the traced ops get; ``capture`` is a Keras
+        (`tf_gag.methods.rules`) the traced ops get (None: the plain
+        gradient; the adapter only calls a rule's ``traced``,
+        ``check_reached``, ``overrides``, ``imported_function`` and ``name``,
+        so models sit below methods in the flow); ``capture`` is a Keras
         layer whose output of this very forward pass is returned beside the
         logits (for an imported model, its feature tensor whatever ``capture``
         names). ``context``: the other inputs of a multi-input model, one
@@ -376,12 +377,13 @@ class ModelAdapter:
             return self._imported_forward(x, rule, capture)
         captured = []
         with contextlib.ExitStack() as stack:
-            reached = stack.enter_context(rule.traced())
+            reached = stack.enter_context(rule.traced() if rule is not None else contextlib.nullcontext([]))
             if capture is not None:
                 record = lambda path, layer, out: captured.append(out)
                 stack.enter_context(_recording([(capture.name, capture)], record))
             outputs = self._call_with(x, context) if self.other_inputs else self._call(x)
-        rule.check_reached(reached, self.kind)
+        if rule is not None:
+            rule.check_reached(reached, self.kind)
         _check_output(outputs, x)
         logits = _logits_before_softmax(outputs) if self.output == "auto" else None
         logits = outputs if logits is None else tf.cast(logits, outputs.dtype)
@@ -429,13 +431,14 @@ class ModelAdapter:
 
     def _imported_forward(self, x, rule, capture):
         """An imported model's forward pass: its flat graph, imported here so the rule's overrides reach it."""
-        if capture is not None and rule.overrides:
-            raise ValueError(f"method: Grad-CAM on an imported model takes the plain rule, not {rule.name}")
+        if rule is not None and capture is not None and rule.overrides:
+            raise ValueError(f"method: a CAM on an imported model takes the plain rule, not {rule.name}")
         if self.flat is None or (capture is not None and self.flat.feature is None):
             return self._converted_before_flat(x, rule, capture)
-        with rule.traced() as reached:
+        with rule.traced() if rule is not None else contextlib.nullcontext([]) as reached:
             outputs = self.flat(x, feature=capture is not None)
-        rule.check_reached(reached, self.kind)
+        if rule is not None:
+            rule.check_reached(reached, self.kind)
         return outputs[0] if capture is None else tuple(outputs)
 
     def _converted_before_flat(self, x, rule, capture):
@@ -443,7 +446,7 @@ class ModelAdapter:
         if capture is not None:
             features = self.model.features(x)
             return self.model.head(features), features
-        if not rule.overrides:
+        if rule is None or not rule.overrides:
             return self.model.logits(x)
         twin = getattr(self.model, rule.imported_function or "", None)
         if twin is None:

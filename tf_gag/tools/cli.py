@@ -7,6 +7,10 @@
     tf-gag convert model.onnx
     tf-gag export efficientnet_lite0 serving/1 --method gag
     tf-gag methods
+    tf-gag --import my_methods explain photos/ --model efficientnet_lite0 --method my_method
+
+``--import`` imports the user's modules first, so methods they register
+(`tf_gag.register_method`) are chosen by name like the built-ins.
 
 TensorFlow's C++ log lines are hidden unless ``--verbose`` (or the caller set
 ``TF_CPP_MIN_LOG_LEVEL`` itself). Exit status: 0 done, 1 a user error (one line on stderr, no traceback),
@@ -18,6 +22,7 @@ by file through a temporary name, so an interrupted run never leaves a
 half-written file.
 """
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -62,6 +67,9 @@ def _parser():
                                      "and their RCAP / Deletion / Insertion scores for image classifiers.")
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's own log lines (hidden by default: TF_CPP_MIN_LOG_LEVEL=3)")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a Python module first (repeatable): its tf_gag.register_method calls make "
+                             "its methods available by name to --method/--methods")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def images_command(name, help_text, one_method=True):
@@ -364,6 +372,8 @@ def main(argv=None):
         tf.get_logger().setLevel("ERROR")  # TensorFlow's Python logger: errors only, unless --verbose
     try:
         _check_flags(args)
+        for module in args.imports:
+            importlib.import_module(module)
         COMMANDS[args.command](args)
     except (UserError, *USER_ERRORS) as error:
         print(f"tf-gag {args.command}: {error}", file=sys.stderr)
