@@ -1,5 +1,7 @@
 """The public entry points: `Explainer`, one class per method, `explain`, `list_methods`."""
 
+from typing import Any, Dict, Iterator, Optional, Tuple
+
 import numpy as np
 import tensorflow as tf
 
@@ -10,6 +12,7 @@ from .io import data
 from .io.checks import rows_where
 from .io.inputs import as_image_batch, check_batch_size, check_seed
 from .io.targets import resolve_targets
+from .io.types import ImagesLike, MethodLike, ModelLike, OtherInputs, Progress, TargetsLike
 from .methods.engine import Engine
 from .methods.registry import REGISTRY, build_parts, describe, option_defaults, resolve_method
 from .methods.reversed import check_reverse, reverse_maps
@@ -59,8 +62,9 @@ class Explainer:
 
     method = None
 
-    def __init__(self, model, method=None, *, batch_size=32, seed=0, variant=None, reverse=None, strategy=None,
-                 **options):
+    def __init__(self, model: ModelLike, method: MethodLike = None, *, batch_size: int = 32, seed: int = 0,
+                 variant: Optional[str] = None, reverse: Optional[Tuple[float, float]] = None,
+                 strategy: Optional[tf.distribute.Strategy] = None, **options: Any):
         method = method if method is not None else self.method
         if method is None:
             raise ValueError("method: expected a method name or a tf_gag.Method; see tf_gag.list_methods()")
@@ -125,7 +129,8 @@ class Explainer:
         ids = resolve_targets(targets, len(images), logits.shape[1], predicted=lambda: logits.argmax(axis=1))
         return images, ids, context
 
-    def attributions(self, images, targets=None, *, inputs=None, on_progress=None):
+    def attributions(self, images: ImagesLike, targets: TargetsLike = None, *, inputs: OtherInputs = None,
+                     on_progress: Progress = None) -> np.ndarray:
         """Raw, unreduced attributions: float32 (N, H, W, C); Grad-CAM gives (N, H, W, 1).
 
         ``inputs``: a multi-input model's other inputs, one row per image
@@ -166,7 +171,8 @@ class Explainer:
             "from them (noisy copies, path points) are not"
         )
 
-    def explain(self, images, targets=None, *, inputs=None, on_progress=None):
+    def explain(self, images: ImagesLike, targets: TargetsLike = None, *, inputs: OtherInputs = None,
+                on_progress: Progress = None) -> np.ndarray:
         """Saliency maps: float32 (N, H, W), each min-max normalised to [0, 1].
 
         The method's post-fold stage turns attributions into one value per
@@ -189,7 +195,8 @@ class Explainer:
             maps = reverse_maps(maps, *self.reverse)
         return maps.numpy().astype(np.float32)
 
-    def explain_batches(self, dataset, *, on_progress=None):
+    def explain_batches(self, dataset: tf.data.Dataset, *, on_progress: Progress = None
+                        ) -> Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]]:
         """Yield ``(maps, targets, batch)`` for each batch of a `tf.data.Dataset`, holding one batch at a time.
 
         ``batch`` is the {"image", "label"?, "mask"?} numpy batch the maps
@@ -250,8 +257,10 @@ def explainer_for(model, method, **settings):
     return _EXPLAINERS.get(model, {"method": method, **settings}, lambda: Explainer(model, method, **settings))
 
 
-def explain(model, images, method="guided_absolute_grad", targets=None, *, inputs=None, batch_size=32, seed=0,
-            variant=None, reverse=None, strategy=None, **method_options):
+def explain(model: ModelLike, images: ImagesLike, method: MethodLike = "guided_absolute_grad",
+            targets: TargetsLike = None, *, inputs: OtherInputs = None, batch_size: int = 32, seed: int = 0,
+            variant: Optional[str] = None, reverse: Optional[Tuple[float, float]] = None,
+            strategy: Optional[tf.distribute.Strategy] = None, **method_options: Any) -> np.ndarray:
     """Saliency maps for a batch of images in one call.
 
     Returns float32 (N, H, W) maps in [0, 1]. ``images`` is an (N, H, W, C)
@@ -273,14 +282,15 @@ def explain(model, images, method="guided_absolute_grad", targets=None, *, input
     return explainer.explain(images, targets, inputs=inputs)
 
 
-def attributions(model, images, method="guided_absolute_grad", targets=None, *, inputs=None, batch_size=32, seed=0,
-                 variant=None, **method_options):
+def attributions(model: ModelLike, images: ImagesLike, method: MethodLike = "guided_absolute_grad",
+                 targets: TargetsLike = None, *, inputs: OtherInputs = None, batch_size: int = 32, seed: int = 0,
+                 variant: Optional[str] = None, **method_options: Any) -> np.ndarray:
     """Raw (N, H, W, C) attributions, before channel reduction and normalisation (``inputs`` as for `explain`)."""
     explainer = explainer_for(model, method, batch_size=batch_size, seed=seed, variant=variant, **method_options)
     return explainer.attributions(images, targets, inputs=inputs)
 
 
-def list_methods():
+def list_methods() -> Dict[str, Dict[str, Any]]:
     """{method name: {"aliases", "summary", "parts", "options" (defaults), "variants"}} for every registered method.
 
     ``parts`` names the part in each filled slot (source, rule,

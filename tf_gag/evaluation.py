@@ -1,6 +1,7 @@
 """`evaluate`: score saliency maps with metric objects (RCAP, Deletion/Insertion AUC, log-cosh Dice, MAE)."""
 import collections.abc
 import warnings
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from .errors import PartialResultError
 from .io import data
 from .io.inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size, check_seed
 from .io.targets import resolve_targets
+from .io.types import ImagesLike, ModelLike, OtherInputs, Progress, TargetsLike
 from .methods.method import Method
 from .metrics import named
 from .metrics.base import Batch
@@ -126,9 +128,12 @@ def _black(preprocessing, channels):
     return np.broadcast_to(preprocessing.to_model(0.0).numpy(), (channels,)).astype(np.float32)
 
 
-def evaluate(model, images, maps_or_method="guided_absolute_grad", targets=None, masks=None,
-             metrics=("rcap", "dauc", "iauc"), *, inputs=None, batch_size=32, preprocessing=None, seed=0,
-             method_options=None, strategy=None, on_progress=None, **moved):
+def evaluate(model: ModelLike, images: ImagesLike, maps_or_method: Any = "guided_absolute_grad",
+             targets: TargetsLike = None, masks: Optional[ImagesLike] = None,
+             metrics: Union[str, Any, Sequence[Any]] = ("rcap", "dauc", "iauc"), *, inputs: OtherInputs = None,
+             batch_size: int = 32, preprocessing: Optional[Preprocessing] = None, seed: int = 0,
+             method_options: Optional[Dict[str, Any]] = None, strategy: Optional[Any] = None,
+             on_progress: Progress = None, **moved: Any) -> "EvaluationResult":
     """Score saliency maps of ``images`` with the paper's metrics.
 
     Args:

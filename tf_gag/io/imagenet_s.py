@@ -35,12 +35,14 @@ import functools
 import json
 import numbers
 import os
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from . import imageio
 from .checks import check_int
+from .types import PathLike
 
 SUBSETS = (50, 300, 919)
 #: Split name -> (photo folder, mask folder) inside the subset folder.
@@ -158,8 +160,10 @@ def _categories(photos, subset, categories):
     return categories
 
 
-def load_imagenet_s(directory, split="validation", *, image_size=224, preprocessing=None, subset=None,
-                    categories=None, data_dir=None):
+def load_imagenet_s(directory: PathLike, split: str = "validation", *, image_size: int = 224,
+                    preprocessing: Any = None, subset: Optional[str] = None,
+                    categories: Optional[Sequence[Any]] = None, data_dir: Optional[PathLike] = None
+                    ) -> "tf.data.Dataset":
     """ImageNet-S from ``directory`` as a `tf.data.Dataset` of dicts (see the module docstring).
 
     Args:

@@ -19,7 +19,7 @@ lock, and an entry, once registered, is never replaced or removed.
 """
 import threading
 from dataclasses import dataclass
-from typing import Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..io.checks import check_choice
 from .cams import CAMS
@@ -210,7 +210,7 @@ for _builtin in BUILTIN:
     REGISTRY.register(_builtin.name, _builtin.method, _builtin.aliases, _builtin.class_name)
 
 
-def register_method(name, method, *, aliases=()):
+def register_method(name: str, method: Method, *, aliases: Sequence[str] = ()) -> str:
     """Register a composed `Method` under ``name`` (and ``aliases``), usable by name everywhere afterwards.
 
     Its parts and options are checked now. Names are case-insensitive; a
@@ -220,7 +220,7 @@ def register_method(name, method, *, aliases=()):
     return REGISTRY.register(name, method, aliases).name
 
 
-def resolve_method(method):
+def resolve_method(method: Union[str, Method]) -> Resolved:
     """`Resolved` for a method name or alias (case-insensitive) or a `Method` (registered or not)."""
     if isinstance(method, Method):
         for entry in REGISTRY.entries():

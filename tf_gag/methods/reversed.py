@@ -8,6 +8,8 @@ from the object's surroundings onto background, so a good localisation
 metric must score it lower. The paper's reference uses (7%, 10%) for SG, IG,
 BlurIG and Guided IG on ImageNet and (3%, 10%) for Guided Backprop.
 """
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -23,7 +25,7 @@ def check_reverse(top, swap):
     return top, swap
 
 
-def reverse_maps(maps, top=0.07, swap=0.10):
+def reverse_maps(maps: Any, top: float = 0.07, swap: float = 0.10) -> tf.Tensor:
     """Reversed copies of (N, H, W) maps; see the module docstring.
 
     Ranks are by value, highest first, ties broken by pixel order. Requires

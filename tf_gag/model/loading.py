@@ -16,11 +16,13 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
 from converters import FORMAT
 
+from ..io.types import PathLike
 from ..reuse import PerKey
 from .adapter import ModelAdapter, Preprocessing
 
@@ -202,7 +204,9 @@ def _load_keras_file(path):
         ) from None
 
 
-def load_model(path, *, preprocessing=None, classes=None, feature=None, output="auto", cache=None):
+def load_model(path: PathLike, *, preprocessing: Optional[Preprocessing] = None,
+               classes: Optional[Sequence[str]] = None, feature: Optional[str] = None, output: str = "auto",
+               cache: Optional[PathLike] = None) -> ModelAdapter:
     """Load a classifier for `explain`/`evaluate` as a `ModelAdapter`.
 
     Args:

@@ -23,6 +23,7 @@ tensor's standard deviation.
 """
 import numbers
 import warnings
+from typing import Any, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -33,6 +34,7 @@ from ..errors import PartialResultError
 from ..io.checks import check_flag, check_number, check_selection
 from ..io.inputs import as_image_batch, check_batch_size, check_seed
 from ..io.targets import resolve_targets
+from ..io.types import ImagesLike, ModelLike, OtherInputs, TargetsLike
 from ..methods.method import Method
 from ..methods.registry import UNREGISTERED, resolve_method
 from ..model import ModelAdapter
@@ -203,8 +205,10 @@ def _chosen_layers(run, layers):
     return sorted(set(chosen), reverse=True)
 
 
-def randomization(model, images, methods=DEFAULT_METHODS, *, cascading=True, layers=None, targets=None,
-                  inputs=None, batch_size=32, seed=0):
+def randomization(model: ModelLike, images: ImagesLike, methods: Sequence[Any] = DEFAULT_METHODS, *,
+                  cascading: bool = True, layers: Union[None, int, Sequence[str]] = None,
+                  targets: TargetsLike = None, inputs: OtherInputs = None, batch_size: int = 32,
+                  seed: int = 0) -> SanityResult:
     """Model randomization: how similar each method's maps stay as the model's weights are re-drawn.
 
     Args:
@@ -260,8 +264,9 @@ def check_noise(noise, name="noise"):
             for level in levels]
 
 
-def perturbation(model, images, methods=DEFAULT_METHODS, *, noise=DEFAULT_NOISE, targets=None, inputs=None,
-                 batch_size=32, seed=0):
+def perturbation(model: ModelLike, images: ImagesLike, methods: Sequence[Any] = DEFAULT_METHODS, *,
+                 noise: Sequence[float] = DEFAULT_NOISE, targets: TargetsLike = None, inputs: OtherInputs = None,
+                 batch_size: int = 32, seed: int = 0) -> SanityResult:
     """Model perturbation: how similar each method's maps stay under weight noise that keeps the predictions.
 
     Every learned weight tensor w gets ``level * std(w) * e`` at each level of

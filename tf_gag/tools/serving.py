@@ -26,12 +26,14 @@ SavedModel needs TensorFlow alone (not tf_gag) to load and serve.
 import os
 import shutil
 import tempfile
+from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 
 from .. import ops
 from ..api import Explainer
 from ..io import imageio
+from ..io.types import MethodLike, ModelLike, PathLike
 
 
 def _check_exportable(explainer):
@@ -125,8 +127,9 @@ class _ServingModule(tf.Module):
         self.captured_variables = list(found.values())
 
 
-def export_saved_model(model, path, method="guided_absolute_grad", *, overwrite=False, class_names=None, seed=0,
-                       variant=None, **method_options):
+def export_saved_model(model: ModelLike, path: PathLike, method: MethodLike = "guided_absolute_grad", *,
+                       overwrite: bool = False, class_names: Optional[Sequence[str]] = None, seed: int = 0,
+                       variant: Optional[str] = None, **method_options: Any) -> str:
     """Write a SavedModel for TF Serving with prediction and saliency signatures (see the module docstring).
 
     Args:
