@@ -7,9 +7,9 @@ import tensorflow as tf
 
 from . import ops
 from .distribute import check_strategy
-from .errors import PartialResultError
 from .io import data
 from .io.checks import rows_where
+from .io.collect import Collector, run_batches
 from .io.inputs import as_image_batch, check_batch_size, check_seed
 from .io.targets import resolve_targets
 from .io.types import ImagesLike, MethodLike, ModelLike, OtherInputs, Progress, TargetsLike
@@ -203,31 +203,40 @@ class Explainer:
         belong to (plus a multi-input model's other inputs, by name); targets
         are its labels, or the top classes without labels.
         """
-        names = [o.name for o in self.adapter.other_inputs]
-        for batch in data.batches(dataset, self.batch_size, extra=names):
-            inputs = {name: batch[name] for name in names} or None
-            images, ids, context = self._prepare(batch["image"], batch.get("label"), inputs)
-            yield self._maps(images, ids, context, on_progress), ids, batch
+        for batch in data.batches(dataset, self.batch_size, extra=[o.name for o in self.adapter.other_inputs]):
+            maps, ids = self._batch_maps(batch, on_progress)
+            yield maps, ids, batch
+
+    def _batch_maps(self, batch, on_progress):
+        """(maps, targets) of one Dataset batch: its labels (or top classes) and its other inputs by name."""
+        inputs = {o.name: batch[o.name] for o in self.adapter.other_inputs} or None
+        images, ids, context = self._prepare(batch["image"], batch.get("label"), inputs)
+        return self._maps(images, ids, context, on_progress), ids
 
     def _explain_dataset(self, dataset, targets, on_progress):
         if targets is not None:
             raise ValueError("targets: with a tf.data.Dataset the targets are its labels; pass targets=None")
-        done = []
-        try:
-            for maps, _, _ in self.explain_batches(dataset, on_progress=on_progress):
-                done.append(maps)
-        except (PartialResultError, ValueError, tf.errors.OpError, MemoryError) as error:
-            if not done and isinstance(error, ValueError):
-                raise  # a user error before any result: nothing to keep
-            partial = np.concatenate(done) if done else np.zeros((0,), np.float32)
-            raise PartialResultError(
-                f"explain: stopped after {len(partial)} images of the dataset: {error}",
-                partial,
-                np.ones(len(partial), bool),
-            ) from error
-        if not done:
+        batches = data.batches(dataset, self.batch_size, extra=[o.name for o in self.adapter.other_inputs])
+        maps = run_batches(batches, lambda batch: self._batch_maps(batch, on_progress)[0], _Maps(), "explain",
+                           size=lambda batch: len(batch["image"]))
+        if not maps.count:
             raise ValueError("images: the dataset is empty")
-        return np.concatenate(done)
+        return maps.partial()[0]
+
+
+class _Maps(Collector):
+    """The maps of a Dataset's batches, in order."""
+
+    def __init__(self):
+        self.done = []
+
+    def add(self, output, batch):
+        self.done.append(output)
+        self.count += len(output)
+
+    def partial(self):
+        maps = np.concatenate(self.done) if self.done else np.zeros((0,), np.float32)
+        return maps, np.ones(len(maps), bool)
 
 
 def _method_class(entry):
