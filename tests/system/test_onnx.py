@@ -531,7 +531,7 @@ def test_a_model_without_a_convolutional_feature_map_loads_without_grad_cam(tmp_
     assert rel(tf_gag.attributions(model, nhwc, "vg", target), torch_gradients(net, photos_nchw, target)) < 1e-4
     guided = torch_gradients(net, photos_nchw, target, guided=True)
     assert rel(tf_gag.attributions(model, nhwc, "gb", target), guided) < 1e-4
-    with pytest.raises(ValueError, match="Grad-CAM needs a convolutional feature map and this imported model has none"):
+    with pytest.raises(ValueError, match="the CAM methods need a convolutional feature map and this imported model"):
         tf_gag.explain(model, nhwc, "grad_cam", target)
 
 

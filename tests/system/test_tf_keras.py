@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent('''
     legacy.set_weights([drawn(w, v.name) for w, v in zip(legacy.get_weights(), legacy.weights)])
     modern.set_weights(legacy.get_weights())
     x = ((assets.photos(("chelsea", "coffee", "astronaut"), size=24) - 127.5) / 127.5).astype(np.float32)
-    out = {"kind": tf_gag.ModelAdapter(legacy).kind, "maps": {}}
+    out = {"kind": type(tf_gag.ModelAdapter(legacy).backend).__name__, "maps": {}}
     for method in ("vg", "gb", "grad_cam", "ig", "gag", "rectgrad", "ggig"):
         options = {"n_samples": 4} if method == "gag" else {"steps": 4} if method == "ig" else {}
         ours = tf_gag.attributions(legacy, x, method, 1, **options)
@@ -75,7 +75,7 @@ def test_tf_keras_models_get_every_method():
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     result = json.loads(lines[-1][len("RESULT "):])
-    assert result["kind"] == "keras"
+    assert result["kind"] == "KerasBackend"
     for method, error in result["maps"].items():
         assert error < 1e-5, (method, error)
     assert result["vg_vs_tape"] < 1e-5

@@ -52,26 +52,6 @@ class BoundInput:
         return parts.modification.contributions(jobs, result)
 
 
-def _imported_feature(adapter):
-    """The feature tensor an imported model's graph was split at for Grad-CAM (its converter's metadata).
-
-    Raises when the converter found no convolutional feature map to split at.
-    """
-    if "gradcam" in adapter.metadata and adapter.metadata["gradcam"] is None:
-        raise ValueError(
-            "method: Grad-CAM needs a convolutional feature map and this imported model has none (no 4-D tensor "
-            "made by convolutions, e.g. a transformer's tokens); convert it with feature='<ONNX tensor name>' "
-            "to choose one"
-        )
-    return adapter.metadata.get("gradcam", {}).get("tensor", "features")
-
-
-def _imported_tokens(adapter):
-    """(k, h, w) when the imported model's Grad-CAM tensor is a transformer's tokens, else None."""
-    split = adapter.metadata.get("gradcam") or {}
-    return (split["prefix"], *split["grid"]) if split.get("layout") == "tokens" else None
-
-
 class Layer(Part):
     """The gradient with respect to a layer's activations, as Grad-CAM.
 
@@ -100,15 +80,11 @@ class Layer(Part):
     def check(self, adapter, modification, cam):
         if cam is None:
             raise ValueError("cam: a layer source needs a CAM weighting (one of tf_gag.methods.cams.CAMS)")
-        if adapter.kind not in ("keras", "imported"):
-            raise ValueError(
-                "method: Grad-CAM needs a Keras model whose layers can be captured, or a model imported with "
-                f"tf_gag.load_model; got a {adapter.kind} model"
-            )
-        if adapter.kind == "imported":
-            name = _imported_feature(adapter)
-            if self.layer not in (None, name):
-                raise ValueError(f"layer: this imported model was split at {name!r} for Grad-CAM; got {self.layer!r}")
+        fixed = adapter.backend.cam_tensor(adapter.metadata)  # raises for a model without layers or a split
+        if fixed is not None:
+            if self.layer not in (None, fixed[0]):
+                raise ValueError(f"layer: this imported model was split at {fixed[0]!r} for the CAM methods; got "
+                                 f"{self.layer!r}")
         elif self.layer is not None:
             adapter.find_layer(self.layer)
         if not modification.gradient_contributions:
@@ -119,8 +95,9 @@ class Layer(Part):
 
     def bind(self, adapter, image_shape):
         image_shape = tuple(image_shape)
-        if adapter.kind == "imported":
-            return BoundLayer(image_shape, capture=_imported_feature(adapter), tokens=_imported_tokens(adapter))
+        fixed = adapter.backend.cam_tensor(adapter.metadata)
+        if fixed is not None:  # the one tensor an imported model offers: a map or tokens
+            return BoundLayer(image_shape, capture=fixed[0], tokens=fixed[1])
         outputs = adapter.layer_outputs(tf.zeros((1,) + image_shape))
         if self.layer is not None:
             return _named_layer(adapter.find_layer(self.layer), outputs, image_shape)

@@ -3,8 +3,11 @@
 `ModelAdapter` turns a Keras 3 model (functional, sequential, subclassed, with
 nested sub-models), a SavedModel loaded with ``tf.saved_model.load``, a model
 imported through ONNX, or a plain callable into one thing: ``forward(x) ->
-logits`` for NHWC float input, traced inside a ``tf.function``. What changes
-*which* gradient that forward yields stays inside the graph being traced:
+logits`` for NHWC float input, traced inside a ``tf.function``. Each kind runs
+through its backend (`tf_gag.model.backends`); the adapter adds what every kind
+shares: the other inputs' checks, the output checks, compiled predictions.
+What changes *which* gradient that forward yields stays inside the graph being
+traced:
 
 * a forward pass ending in a softmax op yields that op's input (logits);
 * a backward rule (`tf_gag.methods.rules`) overrides the gradients of the ReLU
@@ -18,25 +21,16 @@ never touched: the capture hook is the one instance attribute tf_gag sets on a
 layer; it exists only while tf_gag traces, under a lock, and delegates unchanged
 to the layer's own ``call`` for every other thread.
 """
-import contextlib
-import sys
-import threading
 import warnings
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from ..errors import ModelOutputError
 from ..io.checks import check_finite_array, rows_where
 from ..reuse import PerKey
-from .flat import FlatGraph
-
-#: Held while tf_gag's hooks sit on a user's layers (one tracing thread at a time).
-_HOOK_LOCK = threading.RLock()
-#: Ops a forward pass's output may pass through after its final softmax.
-_PASS_THROUGH = ("Identity", "Cast")
+from .backends import backend_for
 
 
 @dataclass(frozen=True)
@@ -64,112 +58,12 @@ class Preprocessing:
         )
 
 
-@contextlib.contextmanager
-def _recording(layers, record):
-    """While the block runs, ``record(path, layer, output)`` sees each of ``layers``' outputs in this thread.
-
-    ``layers`` are (path, layer) pairs. Each layer's ``call`` is wrapped by an
-    instance attribute that records only for the thread that installed it and
-    otherwise delegates unchanged, so another thread calling the same model
-    meanwhile gets exactly its own outputs and gradients. Installed and removed
-    under `_HOOK_LOCK`, so two tf_gag traces never stack hooks on one layer.
-    """
-    owner = threading.get_ident()
-    with _HOOK_LOCK:
-        installed = []
-        try:
-            for path, layer in layers:
-                had_own = "call" in vars(layer)
-                original = layer.call
-
-                def recording_call(*args, _original=original, _path=path, _layer=layer, **kwargs):
-                    out = _original(*args, **kwargs)
-                    if threading.get_ident() == owner:
-                        record(_path, _layer, out)
-                    return out
-
-                layer.call = recording_call
-                installed.append((layer, had_own, original))
-            yield
-        finally:
-            for layer, had_own, original in reversed(installed):
-                if had_own:
-                    layer.call = original
-                else:
-                    del layer.call
-
-
-def _logits_before_softmax(outputs):
-    """The input of a final softmax op of a traced forward pass, or None if it does not end in one."""
-    op = getattr(outputs, "op", None)
-    while op is not None and op.type in _PASS_THROUGH and op.inputs:
-        op = op.inputs[0].op
-    if op is not None and op.type == "Softmax":
-        return op.inputs[0]
-    return None
-
-
 def _looks_like_probabilities(outputs):
     """True if (N, classes) outputs are non-negative with rows summing to 1."""
     outputs = np.asarray(outputs)
     if outputs.ndim != 2:
         raise ValueError(f"model: expected outputs of shape (N, classes), got {outputs.shape}")
     return outputs.shape[1] > 1 and bool(np.all(outputs >= 0)) and np.allclose(outputs.sum(axis=1), 1, atol=1e-3)
-
-
-def _describe(outputs):
-    """What a model returned, for an error message: its kind and the shapes inside."""
-    if isinstance(outputs, dict):
-        return "a dict " + str({k: _describe(v) for k, v in outputs.items()})
-    if isinstance(outputs, (list, tuple)):
-        return f"a {type(outputs).__name__} of " + str([_describe(v) for v in outputs])
-    shape = getattr(outputs, "shape", None)
-    return f"shape {tuple(shape)}" if shape is not None else type(outputs).__name__
-
-
-def _check_output(outputs, x):
-    """Refuse anything but one (N, classes) tensor with the input's batch, naming what the model returned."""
-    shape = getattr(outputs, "shape", None)
-    problem = None
-    if isinstance(outputs, (list, tuple, dict)) or shape is None:
-        problem = "several outputs" if isinstance(outputs, (list, tuple, dict)) else "no tensor"
-    elif shape.rank is not None and shape.rank != 2:
-        problem = f"{shape.rank} dimensions"
-    elif shape.rank == 2 and shape[0] is not None and x.shape[0] is not None and shape[0] != x.shape[0]:
-        problem = f"{shape[0]} rows for a batch of {x.shape[0]}"
-    if problem is not None:
-        raise ModelOutputError(
-            f"model: returned {_describe(outputs)} ({problem}); tf_gag explains classifiers that return one "
-            "(N, classes) tensor of logits or probabilities for N images. Wrap the model to return that one, "
-            "e.g. `lambda x: model(x)['logits']`"
-        )
-
-
-def keras_module(model):
-    """The Keras a model belongs to: ``keras`` (Keras 3), ``tf_keras`` (Keras 2), or None for anything else.
-
-    A tf_keras model is recognised by its classes, so tf_gag never imports
-    tf_keras itself (it is already imported when such a model exists).
-    """
-    if isinstance(model, keras.Model):
-        return keras
-    if any(cls.__name__ == "Model" and cls.__module__.startswith("tf_keras.") for cls in type(model).__mro__):
-        return sys.modules["tf_keras"]
-    return None
-
-
-def is_keras_model(model):
-    """True for a Keras 3 model and for a Keras 2 (``tf_keras``) model."""
-    return keras_module(model) is not None
-
-
-@dataclass(frozen=True)
-class OtherInput:
-    """An input of a multi-input model that is not the explained image: given per image, held fixed."""
-
-    name: str
-    shape: tuple
-    dtype: tf.DType
 
 
 def _as_other_input(other, value, count):
@@ -212,38 +106,6 @@ def _as_other_input(other, value, count):
     return converted
 
 
-def _input_name(tensor):
-    return getattr(tensor, "name", "").split(":")[0]
-
-
-def _split_inputs(model, image_input):
-    """(image input name, (OtherInput, ...)) of a Keras model with several inputs."""
-    shapes = {_input_name(t): tuple(t.shape[1:]) for t in model.inputs}
-    if image_input is None:
-        images = [name for name, shape in shapes.items() if len(shape) == 3]
-        if len(images) != 1:
-            raise ValueError(f"image_input: the model's inputs are {shapes}; name the image input to explain, "
-                             "e.g. ModelAdapter(model, image_input='image')")
-        image_input = images[0]
-    elif image_input not in shapes:
-        raise ValueError(f"image_input: the model has no input named {image_input!r}; its inputs are {shapes}")
-    if len(shapes[image_input]) != 3:
-        raise ValueError(f"image_input: {image_input!r} has shape {shapes[image_input]}, not an (H, W, C) image")
-    others = tuple(OtherInput(_input_name(t), tuple(t.shape[1:]), tf.as_dtype(t.dtype))
-                   for t in model.inputs if _input_name(t) != image_input)
-    return image_input, others
-
-
-def _walk_layers(model, prefix=""):
-    """Yield (path, layer) for every leaf layer, descending into nested models."""
-    for layer in getattr(model, "layers", []):
-        path = f"{prefix}{layer.name}"
-        if is_keras_model(layer) or getattr(layer, "layers", None):
-            yield from _walk_layers(layer, path + "/")
-        else:
-            yield path, layer
-
-
 class ModelAdapter:
     """A classifier seen as ``forward(x) -> logits`` on NHWC float batches.
 
@@ -273,9 +135,9 @@ class ModelAdapter:
     A SavedModel written by tf_gag's ONNX converter (``features``, ``head``
     and ``logits`` functions, and the flat ``logits.pb`` beside it) is an
     "imported" model: every forward pass runs on the flat graph
-    (`tf_gag.model.flat.FlatGraph`, the ``flat`` attribute), imported into
+    (`tf_gag.model.flat.FlatGraph`, its backend's ``flat``), imported into
     tf_gag's own graph so a backward rule's ReLU overrides reach it and
-    Grad-CAM reads its feature tensor in the same pass.
+    a CAM reads its feature tensor in the same pass.
 
     Thread-safe: forward passes traced at the same time in several threads
     each get their own graph; caches are locked.
@@ -299,66 +161,23 @@ class ModelAdapter:
         self.metadata = dict(metadata or {})
         self._checked_outputs = output != "auto"
         self._predict = PerKey(self._compile_predict)
-        #: An imported model's flat logits graph (`FlatGraph`), or None.
-        self.flat = None
-        #: A multi-input Keras model's inputs besides the image: ``OtherInput``s, in the model's order.
-        self.other_inputs = ()
-        self._image_name = None
-        if image_input is not None and not (is_keras_model(model) and len(getattr(model, "inputs", None) or []) > 1):
-            raise ValueError("image_input: names the image input of a Keras model with several inputs; this model "
-                             "has one input")
-        if is_keras_model(model):
-            self.kind = "keras"
-            if len(getattr(model, "inputs", None) or []) > 1:  # called with its other inputs (`_call_with`)
-                self._image_name, self.other_inputs = _split_inputs(model, image_input)
-            else:
-                self._call = lambda x: model(x, training=False)
-        elif all(callable(getattr(model, name, None)) for name in ("features", "head", "logits")):
-            self.kind = "imported"
-            self._call = model.logits
-            if self.metadata.get("frozen"):
-                self.flat = FlatGraph.from_metadata(self.metadata["frozen"])
-        elif callable(getattr(model, "logits", None)):
-            self.kind = "saved_model"
-            self._call = model.logits
-        elif callable(model):
-            self.kind = "callable"
-            self._call = model
-        elif "serving_default" in getattr(model, "signatures", {}):
-            self.kind = "saved_model"
-            self._call = self._signature_call(model.signatures["serving_default"])
-        else:
-            raise TypeError(
-                "model: expected a keras.Model, a loaded SavedModel with a `logits` function, "
-                f"`__call__` or `serving_default` signature, or a callable; got {type(model).__name__}"
-            )
-
-    @staticmethod
-    def _signature_call(signature):
-        names = list(signature.structured_input_signature[1])
-        outputs = list(signature.structured_outputs)
-        if len(names) != 1 or len(outputs) != 1:
-            raise ValueError(
-                "model: the SavedModel's serving_default signature must take one input and "
-                f"return one output; it takes {names} and returns {outputs}"
-            )
-        return lambda x: signature(**{names[0]: x})[outputs[0]]
+        #: How this kind of model runs (`tf_gag.model.backends`).
+        self.backend = backend_for(model, self.metadata, image_input)
 
     @property
     def image_input(self):
         """The name of the explained image input of a multi-input Keras model, else None."""
-        return self._image_name
+        return self.backend.image_input
+
+    @property
+    def other_inputs(self):
+        """A multi-input Keras model's inputs besides the image: `OtherInput` s, in the model's order; else ()."""
+        return self.backend.other_inputs
 
     @property
     def input_shape(self):
         """(H, W, C) the model declares, with None for free dimensions, or None if unknown."""
-        if self.kind == "imported" and "input" in self.metadata:
-            return tuple(self.metadata["input"]["shape"])
-        if self.kind == "keras" and getattr(self.model, "inputs", None):
-            image = next(t for t in self.model.inputs if self._image_name in (None, _input_name(t)))
-            shape = tuple(image.shape[1:])
-            return shape if len(shape) == 3 else None
-        return None
+        return self.backend.input_shape(self.metadata)
 
     def forward(self, x, *, rule=None, capture=None, context=()):
         """Logits for ``x``; with ``capture``, also the captured layer's output.
@@ -373,31 +192,8 @@ class ModelAdapter:
         names). ``context``: the other inputs of a multi-input model, one
         tensor per `other_inputs` entry with ``x``'s rows.
         """
-        if self.kind == "imported":
-            return self._imported_forward(x, rule, capture)
-        captured = []
-        with contextlib.ExitStack() as stack:
-            reached = stack.enter_context(rule.traced() if rule is not None else contextlib.nullcontext([]))
-            if capture is not None:
-                record = lambda path, layer, out: captured.append(out)
-                stack.enter_context(_recording([(capture.name, capture)], record))
-            outputs = self._call_with(x, context) if self.other_inputs else self._call(x)
-        if rule is not None:
-            rule.check_reached(reached, self.kind)
-        _check_output(outputs, x)
-        logits = _logits_before_softmax(outputs) if self.output == "auto" else None
-        logits = outputs if logits is None else tf.cast(logits, outputs.dtype)
-        if capture is not None:
-            if not captured:
-                raise ValueError(f"layer: {capture.name!r} was not called by the model's forward pass")
-            return logits, captured[-1]
-        return logits
-
-    def _call_with(self, x, context):
-        """The multi-input model on image ``x`` and the other inputs ``context``, in the model's input order."""
-        given = dict(zip((o.name for o in self.other_inputs), context))
-        return self.model([x if _input_name(t) == self._image_name else given[_input_name(t)]
-                           for t in self.model.inputs], training=False)
+        logits, captured = self.backend.forward(x, rule, capture, context, self.output)
+        return logits if capture is None else (logits, captured)
 
     def context_specs(self):
         """TensorSpecs of the other inputs (batch free), in `other_inputs` order; () for one-input models."""
@@ -417,7 +213,7 @@ class ModelAdapter:
                                  "with several")
             return ()
         if inputs is None:
-            raise ValueError(f"inputs: the model also takes {names} besides the image {self._image_name!r}; pass "
+            raise ValueError(f"inputs: the model also takes {names} besides the image {self.image_input!r}; pass "
                              f"them per image, e.g. inputs={{{names[0]!r}: array}}")
         if not isinstance(inputs, dict):
             if len(names) != 1:
@@ -428,34 +224,6 @@ class ModelAdapter:
             raise ValueError(f"inputs: expected the model's other inputs {names}; "
                              + (f"unknown {unknown}" if unknown else f"missing {missing}"))
         return tuple(_as_other_input(other, inputs[other.name], count) for other in self.other_inputs)
-
-    def _imported_forward(self, x, rule, capture):
-        """An imported model's forward pass: its flat graph, imported here so the rule's overrides reach it."""
-        if rule is not None and capture is not None and rule.overrides:
-            raise ValueError(f"method: a CAM on an imported model takes the plain rule, not {rule.name}")
-        if self.flat is None or (capture is not None and self.flat.feature is None):
-            return self._converted_before_flat(x, rule, capture)
-        with rule.traced() if rule is not None else contextlib.nullcontext([]) as reached:
-            outputs = self.flat(x, feature=capture is not None)
-        if rule is not None:
-            rule.check_reached(reached, self.kind)
-        return outputs[0] if capture is None else tuple(outputs)
-
-    def _converted_before_flat(self, x, rule, capture):
-        """Models converted before the flat graph (format 1) or before it named its feature map (format 2)."""
-        if capture is not None:
-            features = self.model.features(x)
-            return self.model.head(features), features
-        if rule is None or not rule.overrides:
-            return self.model.logits(x)
-        twin = getattr(self.model, rule.imported_function or "", None)
-        if twin is None:
-            raise ValueError(
-                f"method: the {rule.name} backward rule needs the flat logits graph (logits.pb) that tf_gag's "
-                "converter writes since format 2; convert the ONNX file again (tf_gag.load_model does so for "
-                "its cache)"
-            )
-        return twin(x)
 
     def check_outputs(self, logits):
         """Warn once if outputs of an 'auto' model look like probabilities, not logits."""
@@ -491,10 +259,8 @@ class ModelAdapter:
     # ----- layers (Grad-CAM) -------------------------------------------------
 
     def layers(self):
-        """(path, layer) for every leaf layer, nested models included ('backbone/conv')."""
-        if self.kind != "keras":
-            raise ValueError(f"model: layer lookup needs a Keras model, got a {self.kind} model")
-        return list(_walk_layers(self.model))
+        """(path, layer) for every leaf layer, nested models included ('backbone/conv'); Keras models only."""
+        return self.backend.layers()
 
     def find_layer(self, name):
         """The leaf layer with this name or path ('backbone/out_relu')."""
@@ -509,29 +275,8 @@ class ModelAdapter:
         raise ValueError(f"layer: {name!r} is ambiguous; use a path, one of {paths}")
 
     def layer_outputs(self, sample):
-        """(path, layer, output shape) of each leaf layer, in the order the forward pass first runs them.
-
-        Found by running ``sample`` once with every leaf layer recording its
-        output shape, so subclassed and nested models are searched too.
-        """
-        seen = []
-
-        def record(path, layer, out):
-            if hasattr(out, "shape"):
-                seen.append((path, layer, tuple(out.shape)))
-
-        sample = tf.convert_to_tensor(sample)
-        with _recording(self.layers(), record):
-            if self.other_inputs:  # the layer shapes do not depend on the other inputs' values
-                self._call_with(sample, tuple(tf.zeros((1,) + o.shape, o.dtype) for o in self.other_inputs))
-            else:
-                self._call(sample)
-        ordered, ids = [], set()
-        for path, layer, shape in seen:
-            if id(layer) not in ids:
-                ids.add(id(layer))
-                ordered.append((path, layer, shape))
-        return ordered
+        """(path, layer, output shape) of each leaf layer, in the order the forward pass first runs them."""
+        return self.backend.layer_outputs(sample)
 
     # ----- predictions --------------------------------------------------------
 

@@ -8,7 +8,7 @@ explainers read at run time, so re-drawing them needs no re-tracing.
 """
 from dataclasses import dataclass
 
-from .adapter import ModelAdapter, _walk_layers, keras_module
+from .backends import ImportedBackend, _walk_layers, keras_module
 
 #: A normalisation layer's running statistics: state, not learned weights.
 _STATISTICS = ("moving_mean", "moving_variance")
@@ -27,7 +27,8 @@ def _learned(layer):
     return tuple(v for v in layer.weights if id(v) not in statistics)
 
 
-def _keras_copy(adapter):
+def keras_copy(adapter):
+    """A Keras model's copy: cloned with its Keras, given the original's weights."""
     try:
         clone = keras_module(adapter.model).models.clone_model(adapter.model)
         clone.set_weights(adapter.model.get_weights())
@@ -37,22 +38,24 @@ def _keras_copy(adapter):
             "sanity checks re-draw the weights of a copy and never of the model itself. Give the model a "
             "get_config (a functional or Sequential model always has one)"
         ) from None
-    copy = ModelAdapter(clone, output=adapter.output, preprocessing=adapter.preprocessing, classes=adapter.classes,
-                        metadata=adapter.metadata, image_input=adapter.image_input)
+    copy = type(adapter)(clone, output=adapter.output, preprocessing=adapter.preprocessing, classes=adapter.classes,
+                         metadata=adapter.metadata, image_input=adapter.image_input)
     layers = [WeightLayer(path, _learned(layer)) for path, layer in _walk_layers(clone)]
     return copy, [layer for layer in layers if layer.variables]
 
 
-def _imported_copy(adapter):
-    if adapter.flat is None or adapter.flat.feature is None:
+def imported_copy(adapter):
+    """An imported model's copy: its flat graph with a variable in place of each weight constant."""
+    flat = adapter.backend.flat
+    if flat is None or flat.feature is None:
         raise ValueError(
             "model: its weights cannot be copied: this imported model was converted before its flat graph named "
             "its feature map (format 3); convert the ONNX file again (tf_gag.load_model does so for its cache)"
         )
-    flat = adapter.flat.with_variables()
-    copy = ModelAdapter(adapter.model, output=adapter.output, preprocessing=adapter.preprocessing,
-                        classes=adapter.classes, metadata=adapter.metadata)
-    copy.flat = flat
+    flat = flat.with_variables()
+    copy = type(adapter)(adapter.model, output=adapter.output, preprocessing=adapter.preprocessing,
+                         classes=adapter.classes, metadata=adapter.metadata)
+    copy.backend = ImportedBackend(adapter.model, copy.metadata, flat)
     layers = [WeightLayer(name, tuple(flat.variables[c] for c in names)) for name, names in flat.weight_layers()]
     return copy, layers
 
@@ -64,11 +67,4 @@ def weight_copy(adapter):
     callable or SavedModel cannot (its weights are not reachable), which
     raises a ValueError saying so.
     """
-    if adapter.kind == "keras":
-        return _keras_copy(adapter)
-    if adapter.kind == "imported":
-        return _imported_copy(adapter)
-    raise ValueError(
-        f"model: the weights of a {adapter.kind} model cannot be copied; the sanity checks need a Keras model or "
-        "one imported with tf_gag.load_model (they re-draw the weights of a copy, never of the model itself)"
-    )
+    return adapter.backend.weight_copy(adapter)
