@@ -119,3 +119,20 @@ def test_every_cam_is_registered_and_refuses_what_it_cannot_use(setup):
         tf_gag.Explainer(model, tf_gag.Method(cam="grad_cam"))
     with pytest.raises(ValueError, match="cam: a layer source needs a CAM weighting"):
         tf_gag.Explainer(model, tf_gag.Method(source="layer"))
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "grad_cam_plus_plus", "xgrad_cam", "hires_cam", "layer_cam",
+                                    "score_cam"])
+def test_every_cam_reads_tokens_as_their_patch_grid(method):
+    """A transformer-like model: its (N, 16, c) tokens are the 4 x 4 patch map reshaped, so each CAM on the tokens
+    equals the same CAM on the map."""
+    inputs = keras.Input((SIDE, SIDE, 2))
+    patches = keras.layers.Conv2D(3, 2, strides=2, activation="relu", name="patches")(inputs)  # (N, 4, 4, 3)
+    tokens = keras.layers.Reshape((16, 3), name="tokens")(patches)
+    mixed = keras.layers.Dense(3, activation="tanh")(tokens)
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES)(keras.layers.Flatten()(mixed)))
+    images = np.random.default_rng(2).uniform(0, 1, size=(2, SIDE, SIDE, 2)).astype(np.float32)
+    on_tokens = tf_gag.explain(model, images, method, [0, 3], layer="tokens")
+    on_map = tf_gag.explain(model, images, method, [0, 3], layer="patches")
+    assert on_tokens.max() == 1.0
+    np.testing.assert_allclose(on_tokens, on_map, atol=1e-6)

@@ -168,7 +168,9 @@ class StraightPath(Modification):
     ``baseline``: ``"zeros"`` (the default: zeros in the model's input space),
     ``"black"`` (black pixels mapped through the model's preprocessing; needs
     one), ``"uniform"`` (uniform noise between each image's min and max, one
-    draw per trial — the reference code's choice), or an array of the image
+    draw per trial — the reference code's choice), ``"min_max"`` (two trials:
+    the constant image at the image's min, then at its max — PAIR's XRAI
+    "black and white" baselines; ``trials=2``), or an array of the image
     shape. ``path_points``: ``"midpoint"`` (alpha_k = (k + 1/2) / steps, the
     Riemann rule that makes completeness hold to O(1/steps^2)) or
     ``"linspace"`` (alpha = 0, 1/(steps-1), ..., 1, the reference's points).
@@ -188,7 +190,10 @@ class StraightPath(Modification):
             raise ValueError(f"steps: path_points='linspace' needs steps >= 2, got {steps}")
         self.n_jobs = self.steps * self.trials
         if isinstance(baseline, str):
-            check_choice("baseline", baseline, ("zeros", "black", "uniform"))
+            check_choice("baseline", baseline, ("zeros", "black", "uniform", "min_max"))
+            if baseline == "min_max" and self.trials != 2:
+                raise ValueError(f"trials: baseline 'min_max' runs one trial from the image's min and one from its "
+                                 f"max; expected trials=2, got {trials}")
             if baseline == "black" and black is None:
                 raise ValueError(
                     "baseline: 'black' needs the model's preprocessing (ModelAdapter(..., "
@@ -199,7 +204,8 @@ class StraightPath(Modification):
         else:
             self.baseline = "array"
             self.baseline_array = check_finite_array(
-                "baseline", baseline, "'zeros', 'black', 'uniform' or an array of finite numbers", np.float32
+                "baseline", baseline, "'zeros', 'black', 'uniform', 'min_max' or an array of finite numbers",
+                np.float32
             )
             self.baseline_array.setflags(write=False)
 
@@ -232,6 +238,9 @@ class StraightPath(Modification):
 
     def _baselines(self, jobs):
         fixed, bounds = jobs.job_params()
+        if self.baseline == "min_max":  # trial 0 from the image's min, trial 1 from its max
+            extreme = tf.where(jobs.sample_index // self.steps == 0, bounds[:, 0], bounds[:, 1])
+            return fixed + tf.reshape(extreme, [-1, 1, 1, 1])
         if self.baseline != "uniform":
             return fixed
         trial = jobs.sample_index // self.steps
@@ -317,6 +326,12 @@ class BlurPath(Modification):
         return ops.gaussian_blur(jobs.job_images(), (1.0 - fraction) * self.max_sigma, radius)
 
 
+def _one_baseline(method, baseline):
+    """Refuse the baselines that need several trials ('uniform', 'min_max') for a path from one baseline."""
+    if isinstance(baseline, str) and baseline in ("uniform", "min_max"):
+        raise ValueError(f"baseline: {method} takes 'zeros', 'black' or an array, not {baseline!r}")
+
+
 class GuidedPath(Modification):
     """Guided IG (Kapishnikov et al., 2021): an adaptive path from a baseline to x.
 
@@ -339,9 +354,8 @@ class GuidedPath(Modification):
         self.n_jobs = self.steps = check_int("steps", steps, 1)
         self.fraction = check_number("fraction", fraction, 0, 1)
         self.max_dist = check_number("max_dist", max_dist, 0, 1)
+        _one_baseline("Guided IG", baseline)
         self._line = StraightPath(steps=1, baseline=baseline, black=black)
-        if self._line.baseline == "uniform":
-            raise ValueError("baseline: Guided IG takes 'zeros', 'black' or an array, not 'uniform'")
         self.baseline = baseline
 
     def validate_image_shape(self, image_shape):
@@ -442,9 +456,8 @@ class ScaledPath(Modification):
         self.times_delta = check_flag("times_delta", times_delta)
         if isinstance(baseline, str) and baseline == "black" and black is None:
             baseline = "zeros"  # no preprocessing known: inputs are pixels and black is 0
+        _one_baseline("Geometrically Guided IG", baseline)
         self._line = StraightPath(steps=1, baseline=baseline, black=black)
-        if self._line.baseline == "uniform":
-            raise ValueError("baseline: Geometrically Guided IG takes 'black', 'zeros' or an array, not 'uniform'")
         self.baseline = baseline
         self.sequential = self.ascent_steps > 0
         self.passes_per_job = self.ascent_steps + 1

@@ -4,11 +4,13 @@ A post-fold stage maps (N, H, W, C) attributions (and the images they
 explain) to (N, H, W) values; the maps are then min-max normalised to [0, 1]
 (`tf_gag.ops.normalize_maps`) and, when asked, reversed
 (`tf_gag.reverse_maps`). ``abs_sum`` (every built-in method) sums absolute
-values over channels. A stage runs on TF tensors (``in_graph``: also inside
-serving graphs and replicas) or on the host.
+values over channels; ``xrai`` aggregates them over image regions
+(`tf_gag.methods.xrai`, on the host). A stage runs on TF tensors
+(``in_graph``: also inside serving graphs and replicas) or on the host.
 """
 from .. import ops
 from .part import Part
+from .xrai import XRAI
 
 
 class PostStage(Part):
@@ -29,4 +31,4 @@ class AbsSum(PostStage):
         return ops.reduce_channels(attributions)
 
 
-POST_STAGES = {cls.name: cls for cls in (AbsSum,)}
+POST_STAGES = {cls.name: cls for cls in (AbsSum, XRAI)}

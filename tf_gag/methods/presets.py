@@ -78,6 +78,10 @@ BUILTIN = (
     Builtin("blur_idgi", "BlurIDGI", ("big_idgi",),
             Method(modification="blur", defaults={"idgi": True},
                    summary="Integrated Decision Gradients over BlurIG's blur path")),
+    Builtin("xrai", "XRAI", (),
+            Method(modification="straight", post="xrai", defaults={"baseline": "min_max", "trials": 2},
+                   summary="XRAI: IG (from the image's min and max) aggregated over image regions grown greedily "
+                           "(Kapishnikov et al.)")),
     Builtin("guided_backprop", "GuidedBackprop", ("gb",),
             Method(rule="guided", summary="gradient through guided ReLUs (Springenberg et al.)", variants=True)),
     Builtin("grad_cam", "GradCAM", ("gradcam", "cam"),
