@@ -23,10 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from ..io.checks import check_flag
-from .modifications import Modification
+from .modifications import Wrapping
 
 
-class IDGI(Modification):
+class IDGI(Wrapping):
     """IDGI over the path modification ``inner`` (anything with ``path_point`` or ``points``)."""
 
     options = {"idgi": False}
@@ -35,11 +35,9 @@ class IDGI(Modification):
         if not (hasattr(inner, "path_point") or hasattr(inner, "points")):
             raise ValueError(f"idgi: IDGI needs a path method (IG, Guided IG, BlurIG); {type(inner).__name__} walks "
                              "no path")
-        self.inner = inner
-        self.n_jobs = inner.n_jobs
+        super().__init__(inner)
         self.steps = inner.steps
-        self.sequential = inner.sequential
-        self.passes_per_job = inner.passes_per_job
+        self.gradient_contributions = False  # a share of the score's change, not the gradient itself
 
     @staticmethod
     def check_options(idgi):
@@ -51,15 +49,6 @@ class IDGI(Modification):
 
     def __repr__(self):
         return f"IDGI({self.inner!r})"
-
-    def validate_image_shape(self, image_shape):
-        self.inner.validate_image_shape(image_shape)
-
-    def param_specs(self, image_shape):
-        return self.inner.param_specs(image_shape)
-
-    def params(self, images):
-        return self.inner.params(images)
 
     def _fraction(self, jobs):
         return tf.cast(jobs.sample_index % self.steps, tf.float32) / self.steps

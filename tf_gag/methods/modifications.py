@@ -495,7 +495,28 @@ class ScaledPath(Modification):
             yield (grads * delta if self.times_delta else grads).astype(np.float32)
 
 
-class Noised(Modification):
+class Wrapping(Modification):
+    """A modification over an ``inner`` one (`Noised`, `tf_gag.methods.idgi.IDGI`): the inner's jobs, its
+    per-image parameters and image checks, its way of running (sequential or not) and its passes per job."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.n_jobs = inner.n_jobs
+        self.sequential = inner.sequential
+        self.passes_per_job = inner.passes_per_job
+        self.gradient_contributions = inner.gradient_contributions
+
+    def validate_image_shape(self, image_shape):
+        self.inner.validate_image_shape(image_shape)
+
+    def param_specs(self, image_shape):
+        return self.inner.param_specs(image_shape)
+
+    def params(self, images):
+        return self.inner.params(images)
+
+
+class Noised(Wrapping):
     """Noise over any modification: the inner method on ``noise_samples`` noisy copies of each image.
 
     Job ``j`` is the inner job ``j % inner.n_jobs`` on noisy copy ``j //
@@ -514,14 +535,11 @@ class Noised(Modification):
     def __init__(self, inner, noise_samples, noise_level=0.15, noise_range="image"):
         if isinstance(inner, (GaussianNoise, Noised)):
             raise ValueError("noise_samples: the method already samples Gaussian noise; use its n_samples")
-        self.inner = inner
+        super().__init__(inner)
         self.noise_samples = check_int("noise_samples", noise_samples, 1)
         self.noise = GaussianNoise(self.noise_samples, noise_level, noise_range, stream=2_000_003)
         self.noise_level, self.noise_range = self.noise.noise_level, self.noise.noise_range
         self.n_jobs = self.noise_samples * inner.n_jobs
-        self.sequential = inner.sequential
-        self.passes_per_job = inner.passes_per_job
-        self.gradient_contributions = inner.gradient_contributions
 
     @staticmethod
     def check_options(noise_samples, noise_level, noise_range):
@@ -534,9 +552,6 @@ class Noised(Modification):
 
     def __repr__(self):
         return f"Noised({self.inner!r}, noise_samples={self.noise_samples}, noise_level={self.noise_level})"
-
-    def validate_image_shape(self, image_shape):
-        self.inner.validate_image_shape(image_shape)
 
     def param_specs(self, image_shape):
         return (tf.TensorSpec((None,), tf.float32),) + tuple(self.inner.param_specs(image_shape))
