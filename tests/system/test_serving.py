@@ -126,11 +126,14 @@ def test_other_methods_export_in_graph(tmp_path):
 
     model = small_cnn()
     images = np.random.default_rng(0).normal(size=(5, 24, 24, 3)).astype(np.float32)
-    for method, options in (("vargrad", {"n_samples": 5}), ("smoothgrad", {"variant": "GA", "n_samples": 4}),
-                            ("ig", {"steps": 6}), ("blur_ig", {"steps": 4}), ("grad_cam", {}), ("gb", {}),
-                            ("rectgrad", {"percentile": 90.0}), ("rectgrad_nobias", {}),
-                            ("smooth_ig", {"noise_samples": 2, "steps": 3}), ("ggig", {"points": 4})):
-        path = str(tmp_path / method)
+    composed = tf_gag.Method(modification="noise", interpretation="absolute", fold="variance")
+    for k, (method, options) in enumerate((
+            ("vargrad", {"n_samples": 5}), ("smoothgrad", {"variant": "GA", "n_samples": 4}), ("ig", {"steps": 6}),
+            ("blur_ig", {"steps": 4}), ("grad_cam", {}), ("gb", {}), ("rectgrad", {"percentile": 90.0}),
+            ("rectgrad_nobias", {}), ("smooth_ig", {"noise_samples": 2, "steps": 3}), ("ggig", {"points": 4}),
+            ("idgi", {"steps": 4}), ("blur_idgi", {"steps": 3}), ("grad_cam_plus_plus", {}), ("layer_cam", {}),
+            ("score_cam", {"mask_batch": 7}), (composed, {"n_samples": 3}))):
+        path = str(tmp_path / f"method{k}")
         # batch_size 3 on 5 images: two groups, of 3 and 2, whose jobs span chunks of several samples.
         tf_gag.export_saved_model(model, path, method, batch_size=3, **options)
         served = tf.saved_model.load(path).signatures["explain"](images=tf.constant(images))["saliency"].numpy()
