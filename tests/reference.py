@@ -107,3 +107,17 @@ def write_imagenet_s(root):
         Image.fromarray(encode_ids(ids)).save(root / "validation-segmentation" / wnid / f"{stem}.png")
         expected[f"{wnid}/{stem}.JPEG"] = (root / "validation" / wnid / f"{stem}.JPEG", ids, wnids.index(wnid) + 1)
     return expected
+
+
+def seeded(cls):
+    """A torch net built by ``cls()`` with seed 0 and non-trivial BatchNorm statistics, in eval mode (for exports)."""
+    import torch
+
+    torch.manual_seed(0)
+    net = cls()
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+    return net.eval()

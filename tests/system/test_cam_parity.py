@@ -50,6 +50,8 @@ if missing_packages():
     pytest.skip(f"pytorch-grad-cam is not installed ({', '.join(missing_packages())} missing): {INSTALL}",
                 allow_module_level=True)
 
+from reference import seeded  # noqa: E402
+
 import tf_gag  # noqa: E402
 from converters.torch_to_onnx import export  # noqa: E402
 from tf_gag import assets  # noqa: E402
@@ -90,17 +92,6 @@ class ResNetLike(nn.Module):
     def forward(self, x):
         x = self.stem(x)
         return self.fc(self.features(self.body(x) + self.shortcut(x)).mean((2, 3)))
-
-
-def seeded(cls):
-    torch.manual_seed(0)
-    net = cls()
-    for module in net.modules():  # non-trivial BN statistics
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.5, 1.5)
-    return net.eval()
 
 
 def onnx_tensor(path, node):

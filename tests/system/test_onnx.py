@@ -20,6 +20,8 @@ torch = pytest.importorskip("torch")
 if importlib.util.find_spec("onnx2tf") is None:  # never import it here: it changes TensorFlow's global state
     pytest.skip("the ONNX converter stack is not installed", allow_module_level=True)
 
+from reference import seeded  # noqa: E402
+
 import tf_gag  # noqa: E402
 from converters.torch_to_onnx import export  # noqa: E402
 from tf_gag import assets  # noqa: E402
@@ -125,17 +127,6 @@ NETS = {
     "mobilenetv3": (MobileNetV3Like, "head"),
     "convnext": (ConvNeXtLike, "block"),  # no ReLU: Guided Backprop is the plain gradient, as torch's hooks give
 }
-
-
-def seeded(cls):
-    torch.manual_seed(0)
-    net = cls()
-    for module in net.modules():  # non-trivial BN statistics
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.5, 1.5)
-    return net.eval()
 
 
 @pytest.fixture(scope="module")
