@@ -39,47 +39,12 @@ import onnxsim
 import tensorflow as tf
 
 from converters import FORMAT
+from converters.onnx_checks import ConversionError, image_input, load_checked
 from tf_gag.tokens import MAX_PREFIX, token_grid
 
 ERROR_PREFIX = "tf_gag-conversion-error: "
 # Relative tolerance of the converted logits against onnxruntime (float32 reorderings).
 TOLERANCE = 1e-3
-
-
-class ConversionError(Exception):
-    """A problem with the user's ONNX file, reported as one line."""
-
-
-def _load(path):
-    try:
-        model = onnx.load(path)
-        onnx.checker.check_model(model)
-    except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError ...
-        raise ConversionError(f"not a valid ONNX model (truncated or another format?): {exc}") from None
-    return model
-
-
-def _image_input(model):
-    """(name, (C, H, W)) of the model's single NCHW image input."""
-    initializers = {t.name for t in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise ConversionError(
-            f"the model has {len(inputs)} inputs ({[i.name for i in inputs]}); tf_gag explains classifiers of one "
-            "image input"
-        )
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
-    if len(dims) != 4 or None in dims[1:]:
-        raise ConversionError(
-            f"input {inputs[0].name!r} has shape {dims}; expected a 4-D NCHW image batch with fixed C, H, W"
-        )
-    _, c, h, w = dims
-    if c not in (1, 3, 4) and w in (1, 3, 4):
-        raise ConversionError(
-            f"input {inputs[0].name!r} has shape {dims}, which looks channels-last (NHWC); export the model "
-            "with NCHW inputs as PyTorch uses (tf_gag converts them to NHWC)"
-        )
-    return inputs[0].name, (c, h, w)
 
 
 def _simplify(model, input_name, chw):
@@ -518,8 +483,8 @@ def _check(name, got, want):
 
 def convert(onnx_path, out_dir, feature=None, output=None, metadata=None):
     """Convert ``onnx_path`` into ``out_dir`` (``saved_model/`` + ``metadata.json``)."""
-    model = _load(onnx_path)
-    input_name, chw = _image_input(model)
+    model = load_checked(onnx_path)
+    input_name, chw = image_input(model)
     outputs = [o.name for o in model.graph.output]
     output = output or outputs[0]
     if output not in outputs:

@@ -4,7 +4,12 @@ Tiers are folders: ``unit/`` tests each part against numpy or closed forms, ``in
 runs the library on the real models, ``system/`` (marked ``slow``) runs ONNX conversion,
 serving subprocesses, the CLI and tf.distribute. A plain ``pytest`` runs the fast tiers;
 the README's test command (and so CI) runs all of them with ``-m "slow or not slow"``.
+
+Tests run in parallel (pytest-xdist, ``-n auto --dist loadfile`` in setup.cfg: one worker per core, at most
+`MAX_WORKERS`, each test file on one worker); ``-n 0`` runs them in this process. Workers share one model
+cache, and the first to need Lite0 converts it while the others wait (`lite0`).
 """
+import fcntl
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -13,6 +18,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from tf_gag import assets  # noqa: E402
+
+#: Workers for ``-n auto``: each holds TensorFlow and its models (about 2 GB), and the system tier starts processes.
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, at most `MAX_WORKERS`."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,17 +48,30 @@ def photos():
 
 
 @pytest.fixture(scope="session")
-def cache(tmp_path_factory):
-    """A fresh tf_gag model cache for this test session (conversions are tested, not reused from before)."""
-    return str(tmp_path_factory.mktemp("tf_gag_cache"))
+def cache(tmp_path_factory, worker_id):
+    """A fresh tf_gag model cache for this test run (conversions are tested, not reused from before).
+
+    The run's workers share it: its entries are keyed by content and moved into place whole, so a second
+    worker reuses what the first converted.
+    """
+    if worker_id == "master":
+        return str(tmp_path_factory.mktemp("tf_gag_cache"))
+    shared = tmp_path_factory.getbasetemp().parent / "tf_gag_cache"  # the run's folder, above each worker's
+    shared.mkdir(exist_ok=True)
+    return str(shared)
 
 
 @pytest.fixture(scope="session")
 def lite0(cache):
-    """The real EfficientNet-Lite0 (ImageNet weights), exported from PyTorch and imported through ONNX."""
+    """The real EfficientNet-Lite0 (ImageNet weights), exported from PyTorch and imported through ONNX.
+
+    Converted once per run: the first worker holds the lock while it converts, the others then load its entry.
+    """
     import tf_gag
 
-    return tf_gag.load_model("efficientnet_lite0", cache=cache)
+    with open(os.path.join(cache, "lite0.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return tf_gag.load_model("efficientnet_lite0", cache=cache)
 
 
 @pytest.fixture(scope="session")

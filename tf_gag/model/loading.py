@@ -106,6 +106,22 @@ def _check_onnx_file(path):
         )
 
 
+def _check_onnx_model(path):
+    """Refuse an ONNX file the converter would refuse (invalid, several inputs, not NCHW) without starting it.
+
+    Runs `converters.onnx_checks` in this process (they import ``onnx`` alone); without ``onnx`` installed the
+    child process reports the missing package instead.
+    """
+    try:
+        from converters.onnx_checks import ConversionError, image_input, load_checked
+    except ImportError:
+        return
+    try:
+        image_input(load_checked(path))
+    except ConversionError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
 def _convert(onnx_path, root, options, metadata=None):
     """The cached SavedModel folder for ``onnx_path`` with ``options``, converting when needed."""
     _check_onnx_file(onnx_path)
@@ -117,6 +133,7 @@ def _convert(onnx_path, root, options, metadata=None):
             return final
         warnings.warn(f"model: the cache entry {final} is incomplete or corrupted; converting again", stacklevel=3)
         shutil.rmtree(final, ignore_errors=True)
+    _check_onnx_model(onnx_path)
     os.makedirs(os.path.dirname(final), exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".converting-", dir=os.path.dirname(final))
     try:
