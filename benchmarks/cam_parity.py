@@ -29,7 +29,6 @@ Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM and Score-CAM (library convention):
 Writes ``results/cam_parity.{json,md}``.
 """
 import argparse
-import contextlib
 import functools
 import importlib
 import importlib.util
@@ -42,6 +41,7 @@ import types
 import numpy as np
 
 from benchmarks import report
+from benchmarks.torchvision_stand_in import stand_in
 
 #: The pip command that installs the reference without torchvision (its only dependencies tf_gag lacks).
 INSTALL = ".venv/bin/pip install --no-deps grad-cam==1.5.7 ttach==0.0.3 opencv-python-headless"
@@ -58,43 +58,6 @@ METHODS = {
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle", "china", "flower", "grace_hopper")
 
 
-@contextlib.contextmanager
-def _torchvision_placeholder():
-    """A stand-in ``torchvision`` in ``sys.modules`` while pytorch-grad-cam imports, removed after.
-
-    pytorch-grad-cam 1.5.7 imports torchvision at import time only for what
-    the CAMs compared here never call: ``utils/image.py`` (Compose, Normalize,
-    ToTensor for its preprocessing helper), ``sess.py`` (resize) and
-    ``utils/model_targets.py`` (``torchvision.ops.box_iou`` of a detection
-    target). The stand-in's names raise if anything calls them. A real
-    torchvision, when installed, is used as is.
-    """
-    if importlib.util.find_spec("torchvision") is not None:
-        yield
-        return
-
-    def missing(name):
-        def fail(*args, **kwargs):
-            raise RuntimeError(f"torchvision.{name} is a placeholder (torchvision is not installed)")
-        return fail
-
-    modules = {name: types.ModuleType(name) for name in
-               ("torchvision", "torchvision.transforms", "torchvision.transforms.functional", "torchvision.ops")}
-    for name in ("Compose", "Normalize", "ToTensor"):
-        setattr(modules["torchvision.transforms"], name, missing(f"transforms.{name}"))
-    modules["torchvision.transforms.functional"].resize = missing("transforms.functional.resize")
-    modules["torchvision.ops"].box_iou = missing("ops.box_iou")
-    modules["torchvision"].transforms = modules["torchvision.transforms"]
-    modules["torchvision"].ops = modules["torchvision.ops"]
-    modules["torchvision.transforms"].functional = modules["torchvision.transforms.functional"]
-    sys.modules.update(modules)
-    try:
-        yield
-    finally:
-        for name in modules:
-            sys.modules.pop(name, None)
-
-
 def missing_packages():
     """The packages pytorch-grad-cam needs here that are not installed (`INSTALL` installs them)."""
     return [name for name in ("pytorch_grad_cam", "ttach", "cv2") if importlib.util.find_spec(name) is None]
@@ -105,7 +68,7 @@ def import_grad_cam():
     if missing_packages():
         raise ImportError(f"{', '.join(missing_packages())} not installed; pytorch-grad-cam without torchvision: "
                           f"{INSTALL}")
-    with _torchvision_placeholder():
+    with stand_in():
         library = importlib.import_module("pytorch_grad_cam")
         targets = importlib.import_module("pytorch_grad_cam.utils.model_targets")
     score_cam = importlib.import_module("pytorch_grad_cam.score_cam")

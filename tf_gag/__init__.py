@@ -13,6 +13,7 @@ stage) run by one engine; `register_method` adds one to the registry.
     >>> result = tf_gag.evaluate(model, dataset, "gag")       # a tf.data.Dataset, streamed
     >>> result = tf_gag.evaluate(model, images, maps, metrics=[tf_gag.RCAP(lower_bound=40), "dauc"])
     >>> tf_gag.sanity.randomization(model, images, ["vg", "gb"], layers=8)  # sanity checks
+    >>> relevance = tf_gag.attributions(model, images, "lrp_epsilon_plus")  # LRP, rules per layer
 """
 import importlib
 import importlib.util
@@ -27,6 +28,7 @@ _EXPORTS = {
     "explain": (".api", "explain"),
     "list_methods": (".api", "list_methods"),
     "Method": (".methods.method", "Method"),
+    "Composite": (".methods.composites", "Composite"),
     "register_method": (".methods.registry", "register_method"),
     "PartialResultError": (".errors", "PartialResultError"),
     "ModelOutputError": (".errors", "ModelOutputError"),
@@ -48,6 +50,7 @@ _EXPORTS = {
     "assets": (".tools.assets", None),
     "viz": (".tools.viz", None),
     "metrics": (".metrics", None),
+    "lrp": (".methods.lrp", None),
     "sanity": (".sanity", None),
 }
 

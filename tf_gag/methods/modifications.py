@@ -9,6 +9,7 @@ modification       input of job k                         contribution
 =================  =====================================  ==========================
 Identity           x                                      G
 TimesInput         x                                      x * G
+Relevance (LRP)    x                                      f_c(x) * G (G: relevance from 1)
 GaussianNoise      x + sigma * eps_k                      G
 StraightPath (IG)  b + alpha_k (x - b)                    G * (x - b)
 BlurPath (BlurIG)  blur(x, s_k)                           -S * G * d blur / d s
@@ -120,6 +121,23 @@ class TimesInput(Modification):
 
     def contributions(self, jobs, result):
         return result.grads * jobs.inputs
+
+
+class Relevance(Modification):
+    """One job, the image itself; its contribution is the relevance at the input (layer-wise relevance propagation).
+
+    A relevance rule (`tf_gag.methods.composites`) passes relevance, not
+    gradient, back from the explained score, starting from 1; every rule is
+    linear in the relevance it receives, so the relevance that starts from the
+    score's own value f_c(x), as LRP does, is the backward signal times
+    f_c(x). It then sums to f_c(x) wherever the rules conserve relevance.
+    """
+
+    def inputs(self, jobs):
+        return jobs.job_images()
+
+    def contributions(self, jobs, result):
+        return result.grads * tf.reshape(result.objective, [-1] + [1] * (result.grads.shape.rank - 1))
 
 
 class GaussianNoise(Modification):
@@ -587,6 +605,7 @@ class Noised(Wrapping):
 MODIFICATIONS = {
     "identity": Identity,
     "times_input": TimesInput,
+    "relevance": Relevance,
     "noise": GaussianNoise,
     "straight": StraightPath,
     "blur": BlurPath,

@@ -23,6 +23,7 @@ from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..io.checks import check_choice
 from .cams import CAMS
+from .composites import COMPOSITES
 from .engine import Parts
 from .folds import FOLDS
 from .idgi import IDGI
@@ -38,8 +39,8 @@ from .sources import SOURCES
 
 #: slot -> {registered part name: part class}.
 PARTS = {
-    "source": SOURCES, "rule": RULES, "modification": MODIFICATIONS, "interpretation": INTERPRETATIONS,
-    "fold": FOLDS, "cam": CAMS, "post": POST_STAGES,
+    "source": SOURCES, "rule": {**RULES, **COMPOSITES}, "modification": MODIFICATIONS,
+    "interpretation": INTERPRETATIONS, "fold": FOLDS, "cam": CAMS, "post": POST_STAGES,
 }
 #: Options every method takes.
 COMMON_OPTIONS = {"objective": "logit"}

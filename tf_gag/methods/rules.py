@@ -3,7 +3,8 @@
 ``Plain`` is the ordinary gradient. ``Guided`` is Guided Backprop's rule
 (Springenberg et al.): the gradient passes a ReLU/ReLU6 only where the forward
 input was positive *and* the incoming gradient is positive (ReLU6 keeps its zero
-derivative above 6). ``Rectified`` is Rectified Gradients' rule (Kim et al. 2019):
+derivative above 6). ``Deconvnet`` passes the positive part of the incoming
+gradient, whatever the forward input (Zeiler & Fergus). ``Rectified`` is Rectified Gradients' rule (Kim et al. 2019):
 the gradient passes a ReLU only where its importance ``a * g`` exceeds a
 threshold, by default the 98th percentile of the layer's importances per example.
 
@@ -44,6 +45,11 @@ def _guided_relu6_gradient(op, grad):
     return grad * tf.cast(passing, grad.dtype) * tf.cast(grad > 0, grad.dtype)
 
 
+@tf.RegisterGradient("TfGagDeconvnetRelu")
+def _deconvnet_relu_gradient(op, grad):
+    return grad * tf.cast(grad > 0, grad.dtype)
+
+
 class BackwardRule(Part):
     """Base class: a rule with no overrides is the plain gradient.
 
@@ -59,8 +65,12 @@ class BackwardRule(Part):
     nonlinearities = ("Relu", "Relu6")
 
     @contextlib.contextmanager
-    def traced(self):
+    def traced(self, layers=None):
         """Apply the rule to the ops created in the block, in the graph being traced.
+
+        ``layers`` (unused here: this rule acts on every op of its types) is
+        the backend's router of leaf-layer calls, for rules chosen per layer
+        (`tf_gag.methods.composites`), or None for a model without layers.
 
         Yields a list that, after the block, holds how many ops the rule
         reached: a rule that reached none leaves the gradient plain, which
@@ -101,6 +111,14 @@ class Guided(BackwardRule):
     name = "guided"
     overrides = {"Relu": "TfGagGuidedRelu", "Relu6": "TfGagGuidedRelu6"}
     imported_function = "guided_logits"
+
+
+class Deconvnet(BackwardRule):
+    """Deconvnet's rule at every ReLU and ReLU6 (Zeiler & Fergus, 2014): the positive part of the incoming gradient,
+    whatever the forward input (zennit's ReLUDeconvNet)."""
+
+    name = "deconvnet"
+    overrides = {"Relu": "TfGagDeconvnetRelu", "Relu6": "TfGagDeconvnetRelu"}
 
 
 def _nearest_rank_threshold(importance, percentile):
@@ -218,4 +236,4 @@ class Rectified(BackwardRule):
         return self._overrides
 
 
-RULES = {"plain": Plain, "guided": Guided, "rectified": Rectified}
+RULES = {"plain": Plain, "guided": Guided, "deconvnet": Deconvnet, "rectified": Rectified}

@@ -35,14 +35,17 @@ _PASS_THROUGH = ("Identity", "Cast")
 
 
 @contextlib.contextmanager
-def _recording(layers, record):
-    """While the block runs, ``record(path, layer, output)`` sees each of ``layers``' outputs in this thread.
+def around_calls(layers, around):
+    """While the block runs, this thread's calls of ``layers`` go through ``around(path, layer, call, args, kwargs)``.
 
-    ``layers`` are (path, layer) pairs. Each layer's ``call`` is wrapped by an
-    instance attribute that records only for the thread that installed it and
-    otherwise delegates unchanged, so another thread calling the same model
-    meanwhile gets exactly its own outputs and gradients. Installed and removed
-    under `_HOOK_LOCK`, so two tf_gag traces never stack hooks on one layer.
+    ``layers`` are (path, layer) pairs; ``around`` returns the layer's output,
+    normally by calling ``call(*args, **kwargs)`` (the layer's own ``call``)
+    and looking at or replacing what it returns. Each layer's ``call`` is
+    wrapped by an instance attribute that acts only for the thread that
+    installed it and otherwise delegates unchanged, so another thread calling
+    the same model meanwhile gets exactly its own outputs and gradients.
+    Installed and removed under `_HOOK_LOCK`, so two tf_gag traces never stack
+    hooks on one layer.
     """
     owner = threading.get_ident()
     with _HOOK_LOCK:
@@ -52,13 +55,12 @@ def _recording(layers, record):
                 had_own = "call" in vars(layer)
                 original = layer.call
 
-                def recording_call(*args, _original=original, _path=path, _layer=layer, **kwargs):
-                    out = _original(*args, **kwargs)
-                    if threading.get_ident() == owner:
-                        record(_path, _layer, out)
-                    return out
+                def hooked_call(*args, _original=original, _path=path, _layer=layer, **kwargs):
+                    if threading.get_ident() != owner:
+                        return _original(*args, **kwargs)
+                    return around(_path, _layer, _original, args, kwargs)
 
-                layer.call = recording_call
+                layer.call = hooked_call
                 installed.append((layer, had_own, original))
             yield
         finally:
@@ -67,6 +69,17 @@ def _recording(layers, record):
                     layer.call = original
                 else:
                     del layer.call
+
+
+def _recording(layers, record):
+    """While the block runs, ``record(path, layer, output)`` sees each of ``layers``' outputs in this thread."""
+
+    def around(path, layer, call, args, kwargs):
+        out = call(*args, **kwargs)
+        record(path, layer, out)
+        return out
+
+    return around_calls(layers, around)
 
 
 def _logits_before_softmax(outputs):
@@ -166,9 +179,13 @@ def _walk_layers(model, prefix=""):
             yield path, layer
 
 
-def _traced(rule):
-    """The rule's scope over the ops traced in the block (None: the plain gradient, nothing to apply)."""
-    return rule.traced() if rule is not None else contextlib.nullcontext([])
+def _traced(rule, layers=None):
+    """The rule's scope over the ops traced in the block (None: the plain gradient, nothing to apply).
+
+    ``layers``: for a model with layers, ``around -> context`` that routes the block's leaf-layer calls through
+    ``around`` (`around_calls`), for rules chosen per layer (`tf_gag.methods.composites`); else None.
+    """
+    return rule.traced(layers) if rule is not None else contextlib.nullcontext([])
 
 
 class Backend:
@@ -226,10 +243,14 @@ class _TracedBackend(Backend):
         """A context in which ``record(output)`` sees ``capture``'s output of the forward pass."""
         raise ValueError(f"layer: a {self.name} model has no layers to capture")
 
+    def layer_calls(self):
+        """``around -> context`` routing the forward pass's leaf-layer calls (`around_calls`), or None."""
+        return None
+
     def forward(self, x, rule, capture, context, output):
         captured = []
         with contextlib.ExitStack() as stack:
-            reached = stack.enter_context(_traced(rule))
+            reached = stack.enter_context(_traced(rule, self.layer_calls()))
             if capture is not None:
                 stack.enter_context(self.capturing(capture, captured.append))
             outputs = self.call(x, context)
@@ -275,6 +296,10 @@ class KerasBackend(_TracedBackend):
 
     def layers(self):
         return list(_walk_layers(self.model))
+
+    def layer_calls(self):
+        layers = self.layers()
+        return lambda around: around_calls(layers, around)
 
     def layer_outputs(self, sample):
         """(path, layer, output shape) of each leaf layer, in the order the forward pass first runs them.

