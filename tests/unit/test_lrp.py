@@ -12,23 +12,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import torch
+from lrp_reference import CLASSES, COMPOSITES, SIDE, TARGETS, torch_nets, z_canonizers, z_composites, zennit_relevance
 
 import tf_gag
-from benchmarks.torchvision_stand_in import stand_in
 from tf_gag.methods.composites import Composite
 from tf_gag.methods.lrp import AlphaBeta, Epsilon
-
-with stand_in():
-    from zennit import attribution as z_attribution
-    from zennit import canonizers as z_canonizers
-    from zennit import composites as z_composites
-    from zennit import layer as z_layer
-    from zennit import rules as z_rules
-    from zennit import types as z_types
-
-C, SIDE, CLASSES = 6, 16, 5
-TARGETS = [0, 2, 4]
 
 
 def _bias_free_relu_net(seed=0):
@@ -114,90 +102,9 @@ def test_first_layer_rules_by_hand(rule):
     np.testing.assert_allclose(got.reshape(-1), expected, rtol=1e-5)
 
 
-def _torch_nets():
-    """A VGG-like and a ResNet-like torch net (BatchNorm with non-trivial statistics) and their Keras twins."""
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(1)
-
-    def batch_norm():
-        bn = torch.nn.BatchNorm2d(C)
-        with torch.no_grad():
-            bn.running_mean.copy_(torch.randn(C, generator=generator) * 0.3)
-            bn.running_var.copy_(torch.rand(C, generator=generator) + 0.5)
-            bn.weight.copy_(torch.rand(C, generator=generator) + 0.5)
-            bn.bias.copy_(torch.randn(C, generator=generator) * 0.2)
-        return bn
-
-    class VGG(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c1, self.b1, self.r1 = torch.nn.Conv2d(3, C, 3, padding=1), batch_norm(), torch.nn.ReLU()
-            self.pool = torch.nn.MaxPool2d(2)
-            self.c2, self.b2, self.r2 = torch.nn.Conv2d(C, C, 3, padding=1), batch_norm(), torch.nn.ReLU()
-            self.avg, self.flat = torch.nn.AvgPool2d(2), torch.nn.Flatten()
-            self.fc1, self.r3, self.fc2 = torch.nn.Linear(C * 16, 8), torch.nn.ReLU(), torch.nn.Linear(8, CLASSES)
-
-        def forward(self, x):
-            h = self.avg(self.r2(self.b2(self.c2(self.pool(self.r1(self.b1(self.c1(x))))))))
-            return self.fc2(self.r3(self.fc1(self.flat(h.permute(0, 2, 3, 1)))))  # NHWC flattening, as Keras
-
-    class ResNet(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.stem, self.bn, self.relu = torch.nn.Conv2d(3, C, 3, padding=1), batch_norm(), torch.nn.ReLU()
-            self.pool = torch.nn.MaxPool2d(2)
-            self.c1, self.b1, self.r1 = torch.nn.Conv2d(C, C, 3, padding=1, bias=False), batch_norm(), torch.nn.ReLU()
-            self.c2, self.b2 = torch.nn.Conv2d(C, C, 3, padding=1, bias=False), batch_norm()
-            self.sum, self.r2 = z_layer.Sum(), torch.nn.ReLU()
-            self.gap, self.flat = torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
-            self.fc = torch.nn.Linear(C, CLASSES)
-
-        def forward(self, x):
-            h = self.pool(self.relu(self.bn(self.stem(x))))
-            branch = self.b2(self.c2(self.r1(self.b1(self.c1(h)))))
-            return self.fc(self.flat(self.gap(self.r2(self.sum(torch.stack([h, branch], dim=-1))))))
-
-    def conv(layer, name, bias=True):
-        return keras.layers.Conv2D(C, 3, padding="same", use_bias=bias, name=name)(layer)
-
-    def bn(layer, name):
-        return keras.layers.BatchNormalization(epsilon=1e-5, name=name)(layer)
-
-    inputs = keras.Input((SIDE, SIDE, 3))
-    h = keras.layers.MaxPooling2D(2)(keras.layers.ReLU()(bn(conv(inputs, "c1"), "b1")))
-    h = keras.layers.AveragePooling2D(2)(keras.layers.ReLU()(bn(conv(h, "c2"), "b2")))
-    h = keras.layers.ReLU()(keras.layers.Dense(8, name="fc1")(keras.layers.Flatten()(h)))
-    vgg = keras.Model(inputs, keras.layers.Dense(CLASSES, name="fc2")(h))
-
-    inputs = keras.Input((SIDE, SIDE, 3))
-    h = keras.layers.MaxPooling2D(2)(keras.layers.ReLU()(bn(conv(inputs, "stem"), "bn")))
-    branch = bn(conv(keras.layers.ReLU()(bn(conv(h, "c1", False), "b1")), "c2", False), "b2")
-    h = keras.layers.ReLU()(keras.layers.Add()([h, branch]))
-    resnet = keras.Model(inputs, keras.layers.Dense(CLASSES, name="fc")(keras.layers.GlobalAveragePooling2D()(h)))
-
-    nets = {"vgg": (VGG().eval(), vgg), "resnet": (ResNet().eval(), resnet)}
-    for net, model in nets.values():
-        modules = dict(net.named_modules())
-        for layer in model.layers:
-            module = modules.get(layer.name)
-            if isinstance(module, torch.nn.Conv2d):
-                weights = [module.weight.detach().numpy().transpose(2, 3, 1, 0)]
-            elif isinstance(module, torch.nn.Linear):
-                weights = [module.weight.detach().numpy().T]
-            elif isinstance(module, torch.nn.BatchNorm2d):
-                weights = [module.weight.detach().numpy(), module.bias.detach().numpy(),
-                           module.running_mean.numpy(), module.running_var.numpy()]
-            else:
-                continue
-            if getattr(module, "bias", None) is not None and not isinstance(module, torch.nn.BatchNorm2d):
-                weights.append(module.bias.detach().numpy())
-            layer.set_weights(weights)
-    return nets
-
-
 @pytest.fixture(scope="module")
 def nets():
-    return _torch_nets()
+    return torch_nets()
 
 
 @pytest.fixture(scope="module")
@@ -205,48 +112,23 @@ def images():
     return np.random.default_rng(0).normal(size=(3, SIDE, SIDE, 3)).astype(np.float32)
 
 
-def _zennit(net, images, composite, relevance=True):
-    """zennit's attribution in float64: relevance starting from the target logit (or, for a gradient composite, 1)."""
-    net = net.double()
-    x = torch.tensor(images.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
-    with z_attribution.Gradient(model=net, composite=composite) as attributor:
-        out = net(x)
-        start = torch.zeros_like(out)
-        start[range(len(TARGETS)), TARGETS] = 1.0
-        _, result = attributor(x, start * out if relevance else start)
-    net.float()
-    return result.detach().numpy().transpose(0, 2, 3, 1)
-
-
-COMPOSITES = {
-    "lrp_epsilon_plus": lambda canonizers: z_composites.EpsilonPlus(canonizers=canonizers),
-    "lrp_epsilon_plus_flat": lambda canonizers: z_composites.EpsilonPlusFlat(canonizers=canonizers),
-    "lrp_epsilon_gamma_box": lambda canonizers: z_composites.EpsilonGammaBox(low=-3.0, high=3.0,
-                                                                           canonizers=canonizers),
-    "lrp_epsilon_alpha2_beta1": lambda canonizers: z_composites.EpsilonAlpha2Beta1(canonizers=canonizers),
-    "lrp_epsilon": lambda canonizers: z_composites.LayerMapComposite(
-        [(z_types.Activation, z_rules.Pass()), (z_layer.Sum, z_rules.Norm()), (z_types.AvgPool, z_rules.Norm()),
-         (z_types.BatchNorm, z_rules.Pass()), (z_types.Linear, z_rules.Epsilon())], canonizers=canonizers),
-}
-
-
 @pytest.mark.kernels
 @pytest.mark.parametrize("canonize", [True, False], ids=["merged_bn", "bn_passes"])
 @pytest.mark.parametrize("net", ["vgg", "resnet"])
 @pytest.mark.parametrize("method", sorted(COMPOSITES))
-def test_composites_match_zennit(nets, images, net, method, canonize):
+def test_composites_matchzennit_relevance(nets, images, net, method, canonize):
     torch_net, model = nets[net]
     canonizers = [z_canonizers.SequentialMergeBatchNorm()] if canonize else None
-    expected = _zennit(torch_net, images, COMPOSITES[method](canonizers))
+    expected = zennit_relevance(torch_net, images, COMPOSITES[method](canonizers))
     options = {"low": -3.0, "high": 3.0} if "box" in method else {}
     got = tf_gag.attributions(model, images, method, TARGETS, canonize=canonize, **options)
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), (method, net)
 
 
 @pytest.mark.kernels
-def test_deconvnet_matches_zennit(nets, images):
+def test_deconvnet_matcheszennit_relevance(nets, images):
     torch_net, model = nets["vgg"]
-    expected = _zennit(torch_net, images, z_composites.DeconvNet(), relevance=False)
+    expected = zennit_relevance(torch_net, images, z_composites.DeconvNet(), relevance=False)
     got = tf_gag.attributions(model, images, "deconvnet", TARGETS)
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 

@@ -23,7 +23,13 @@ bool``. A rule is a relevance rule (`tf_gag.methods.lrp`, by name or
 configured) or a gradient rule (``"guided"``, ``"deconvnet"``,
 ``"plain"``: applied to the ops the layer creates).
 
-How a rule reaches one layer and nothing else: while tf_gag traces the
+A model imported through ONNX has no Keras layers: its units are found in
+its flat graph (`tf_gag.model.flat_units`; BatchNorm is already folded
+there), selected by kind, by ``name:`` on the unit's op name, by position,
+or by a function called with ``(op name, None)``, and each rule replaces the
+gradients of its unit's ops in tf_gag's own traced graph (`_assign_flat`).
+
+How a rule reaches one Keras layer and nothing else: while tf_gag traces the
 forward pass, each leaf layer's call goes through the composite
 (`tf_gag.model.backends.around_calls`, for the tracing thread only). A
 gradient rule is a gradient override map around that call. A relevance rule
@@ -46,8 +52,10 @@ import fnmatch
 import warnings
 
 import tensorflow as tf
+from tensorflow.core.framework import attr_value_pb2
 
 from ..io.checks import check_flag
+from ..model.flat_units import flat_units, is_constant
 from ..model.units import KINDS, WEIGHTED, fold_batch_norm, kind, unit
 from .lrp import RELEVANCE_RULES, AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, RelevanceRule, ZBox, ZPlus
 from .rules import RULES as GRADIENT_RULES
@@ -180,12 +188,78 @@ class _Trace:
         return rule.relevance(found, relevance)
 
 
+@tf.RegisterGradient("TfGagRelevance")
+def _relevance_gradient(op, relevance):
+    """An imported graph's unit: its rule's relevance at the unit's inputs (None for its constant weights)."""
+    rule, found = op.graph._tf_gag_relevance[op.name]
+    shares = list(rule.relevance(found, relevance))
+    return shares + [None] * (len(op.inputs) - len(shares))
+
+
+@tf.RegisterGradient("TfGagRelevancePass")
+def _pass_gradient(op, relevance):
+    """A constant scale or bias folded into the unit before it: relevance passes to the tensor, none to the
+    constant."""
+    return [None if is_constant(tensor) else relevance for tensor in op.inputs]
+
+
+def _override(op, name):
+    op._set_attr("_gradient_op_type", attr_value_pb2.AttrValue(s=name.encode()))  # as gradient_override_map does
+
+
+def _assign_flat(composite, graph, ops):
+    """Give the units among an imported graph's ``ops`` their rules (per op); the number of units reached."""
+    table = getattr(graph, "_tf_gag_relevance", None)
+    if table is None:
+        table = graph._tf_gag_relevance = {}
+    reached, first_seen = 0, False
+    for found in flat_units(ops):
+        rule = None
+        if found.kind in WEIGHTED and not first_seen:
+            first_seen = True
+            rule = next((r for selector, r in composite.first_map if _flat_matches(selector, found)), None)
+        if rule is None:
+            rule = next((r for selector, r in composite.layer_map if _flat_matches(selector, found)), None)
+        if rule is None:
+            continue
+        reached += 1
+        if isinstance(rule, BackwardRule):
+            if found.op.type in rule.overrides:
+                _override(found.op, rule.overrides[found.op.type])
+            continue
+        if rule.weighted != (found.kind in WEIGHTED):
+            needs = "a Dense or convolution layer" if rule.weighted else "a layer without weights"
+            raise ValueError(f"method: the {rule.name} relevance rule needs {needs}; {found.name!r} is a "
+                             f"{found.op.type} op ({found.kind})")
+        table[found.op.name] = (rule, found.unit)
+        _override(found.op, "TfGagRelevance")
+        for op in found.chain:
+            _override(op, "TfGagRelevancePass")
+    return reached
+
+
+def _flat_matches(selector, found):
+    """Whether ``selector`` picks an imported graph's unit (classes never do; functions get (name, None))."""
+    if isinstance(selector, type):
+        return False
+    if callable(selector):
+        return bool(selector(found.name, None))
+    if selector == "*":
+        return True
+    if selector.startswith("name:"):
+        return fnmatch.fnmatchcase(found.name, selector[5:])
+    if selector == "linear":
+        return found.kind in WEIGHTED
+    return found.kind == selector
+
+
 class Composite(BackwardRule):
     """Rules chosen per layer; see the module docstring. ``canonize``: fold BatchNorm into the layer before it."""
 
     name = "composite"
     options = {}
     nonlinearities = ()
+    per_layer = True
 
     def __init__(self, layer_map, first_map=(), canonize=True):
         self.layer_map = _pairs("layer_map", layer_map)
@@ -203,15 +277,21 @@ class Composite(BackwardRule):
         return {}
 
     @contextlib.contextmanager
-    def traced(self, layers=None):
-        if layers is None:
-            raise ValueError(f"method: the {self.name} composite chooses a rule per layer and needs a Keras model "
-                             "(tf_gag finds the layers of Keras 3 and tf_keras models)")
-        trace = _Trace(self)
+    def traced(self, layers=None, flat=False):
         reached = []
-        with layers(trace.around):
-            yield reached
-        reached.append(trace.reached)
+        if layers is not None:
+            trace = _Trace(self)
+            with layers(trace.around):
+                yield reached
+            reached.append(trace.reached)
+            return
+        if not flat:
+            raise ValueError(f"method: the {self.name} composite chooses a rule per layer and needs a Keras model "
+                             "or a model imported with tf_gag.load_model (a TF callable has no layers to choose by)")
+        graph = tf.compat.v1.get_default_graph()
+        before = len(graph.get_operations())
+        yield reached
+        reached.append(_assign_flat(self, graph, graph.get_operations()[before:]))
 
     def check_reached(self, reached, kind_name):
         if reached and reached[0] == 0:

@@ -266,12 +266,8 @@ class Norm(RelevanceRule):
         self.stabilizer = _stabilizer(stabilizer)
 
     def relevance(self, unit, relevance):
-        # J^T s through the layer's own traced ops (it has no weights to change); partial in each input: one
-        # input of a residual sum may depend on the other, and that path has relevance rules of its own
         s = relevance / stabilize(unit.output, self.stabilizer)
-        grads = tf.gradients(unit.output, list(unit.inputs), grad_ys=[s], stop_gradients=list(unit.inputs),
-                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return tuple(x * g for x, g in zip(unit.inputs, grads))
+        return tuple(x * g for x, g in zip(unit.inputs, unit.transposed(s)))
 
 
 class Pass(RelevanceRule):

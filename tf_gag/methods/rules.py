@@ -63,14 +63,18 @@ class BackwardRule(Part):
     imported_function = None
     #: The nonlinearities the rule acts at; a forward pass with none of them gets the plain gradient.
     nonlinearities = ("Relu", "Relu6")
+    #: Whether the rule is chosen per layer (a composite), so it needs the model's layers or flat graph.
+    per_layer = False
 
     @contextlib.contextmanager
-    def traced(self, layers=None):
+    def traced(self, layers=None, flat=False):
         """Apply the rule to the ops created in the block, in the graph being traced.
 
-        ``layers`` (unused here: this rule acts on every op of its types) is
-        the backend's router of leaf-layer calls, for rules chosen per layer
-        (`tf_gag.methods.composites`), or None for a model without layers.
+        ``layers`` and ``flat`` (unused here: this rule acts on every op of
+        its types) tell rules chosen per layer (`tf_gag.methods.composites`)
+        where the model's layers are: ``layers`` routes a Keras model's
+        leaf-layer calls, ``flat`` says the block imports an imported model's
+        flat graph, whose weighted ops are its layers.
 
         Yields a list that, after the block, holds how many ops the rule
         reached: a rule that reached none leaves the gradient plain, which

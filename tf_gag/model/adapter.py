@@ -185,7 +185,7 @@ class ModelAdapter:
         Call inside a ``tf.function``. ``rule`` is the backward rule
         (`tf_gag.methods.rules`) the traced ops get (None: the plain
         gradient; the adapter only calls a rule's ``traced``,
-        ``check_reached``, ``overrides``, ``imported_function`` and ``name``,
+        ``check_reached``, ``overrides``, ``imported_function``, ``per_layer`` and ``name``,
         so models sit below methods in the flow); ``capture`` is a Keras
         layer whose output of this very forward pass is returned beside the
         logits (for an imported model, its feature tensor whatever ``capture``

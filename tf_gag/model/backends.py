@@ -179,13 +179,14 @@ def _walk_layers(model, prefix=""):
             yield path, layer
 
 
-def _traced(rule, layers=None):
+def _traced(rule, layers=None, flat=False):
     """The rule's scope over the ops traced in the block (None: the plain gradient, nothing to apply).
 
-    ``layers``: for a model with layers, ``around -> context`` that routes the block's leaf-layer calls through
-    ``around`` (`around_calls`), for rules chosen per layer (`tf_gag.methods.composites`); else None.
+    For rules chosen per layer (`tf_gag.methods.composites`): ``layers``, for a model with layers,
+    ``around -> context`` that routes the block's leaf-layer calls through ``around`` (`around_calls`);
+    ``flat``: the block imports an imported model's flat graph.
     """
-    return rule.traced(layers) if rule is not None else contextlib.nullcontext([])
+    return rule.traced(layers, flat) if rule is not None else contextlib.nullcontext([])
 
 
 class Backend:
@@ -356,7 +357,7 @@ class ImportedBackend(Backend):
             raise ValueError(f"method: a CAM on an imported model takes the plain rule, not {rule.name}")
         if self.flat is None or (capture is not None and self.flat.feature is None):
             return self._converted_before_flat(x, rule, capture)
-        with _traced(rule) as reached:
+        with _traced(rule, flat=True) as reached:
             outputs = self.flat(x, feature=capture is not None)
         if rule is not None:
             rule.check_reached(reached, self.name)
@@ -364,6 +365,10 @@ class ImportedBackend(Backend):
 
     def _converted_before_flat(self, x, rule, capture):
         """Models converted before the flat graph (format 1) or before it named its feature map (format 2)."""
+        if rule is not None and rule.per_layer:
+            raise ValueError(f"method: the {rule.name} composite chooses a rule per layer and needs the flat logits "
+                             "graph (logits.pb) tf_gag's converter writes since format 2; convert the ONNX file "
+                             "again (tf_gag.load_model does so for its cache)")
         if capture is not None:
             features = self.model.features(x)
             return self.model.head(features), features

@@ -58,7 +58,9 @@ class Unit:
     Weighted kinds also have ``kernel`` and ``bias`` (tensors; bias None when
     the layer has none) and ``linear(x, kernel, bias)``, the layer's map
     before its activation (``bias=None``: none added). ``linear_activation``:
-    whether the layer's own activation is the identity.
+    whether the layer's own activation is the identity. ``transpose``: for a
+    unit without weights whose own ops' gradients are replaced (an imported
+    graph's), J^T s built without them.
     """
 
     layer: Any
@@ -69,6 +71,18 @@ class Unit:
     bias: Optional[tf.Tensor] = None
     linear: Optional[Callable] = None
     linear_activation: bool = True
+    transpose: Optional[Callable] = None
+
+    def transposed(self, s):
+        """J^T s for each input of a unit without weights: through its own traced ops, or ``transpose``.
+
+        Partial in each input: one input of a residual sum may depend on the
+        other, and that path has relevance rules of its own.
+        """
+        if self.transpose is not None:
+            return self.transpose(s)
+        return tuple(tf.gradients(self.output, list(self.inputs), grad_ys=[s], stop_gradients=list(self.inputs),
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO))
 
     @property
     def weighted(self):
