@@ -20,9 +20,9 @@ from tf_gag.tools import cli
 
 def test_plan_holds_the_papers_tables():
     units = plan.plan(plan.resolve_methods())
-    # Table 1's 9 quantiles; Table 2's 12 methods of the paper's comparison, 3 IDGI and 5 more CAM rows, 5 reversed;
-    # Table 3's 5 variants of 5 families
-    assert len(units) == 9 + 12 + 3 + 5 + 5 + 5 * 5 and len({u.key for u in units}) == len(units)
+    # Table 1's 9 quantiles; Table 2's 12 methods of the paper's comparison, 3 IDGI and 5 more CAM rows, Deconvnet
+    # and 5 LRP composites, 5 reversed; Table 3's 5 variants of 5 families
+    assert len(units) == 9 + 12 + 3 + 5 + 6 + 5 + 5 * 5 and len({u.key for u in units}) == len(units)
     assert [u.row for u in units if u.table == 1] == ["0", "15", "25", "35", "45", "55", "65", "75", "85"]
     reversed_ = {u.method: u.options["reverse"] for u in units if u.row.endswith("^R")}
     assert reversed_ == plan.REVERSE

@@ -14,13 +14,15 @@ rows that use only them.
 from dataclasses import dataclass, field
 
 #: Table 2's methods in row order: method name -> the paper's short name (the paper's methods, then the library's
-#: others: IDGI over each path, the CAM family).
+#: others: IDGI over each path, the CAM family, Deconvnet and the LRP composites).
 SHORT = {"guided_absolute_grad": "GAG", "vargrad": "VarGrad", "smoothgrad": "SG", "integrated_gradients": "IG",
          "guided_ig": "Guided IG", "blur_ig": "BlurIG", "guided_backprop": "GB", "vanilla_gradient": "VG",
          "grad_cam": "Grad-CAM", "rectified_gradients": "RectGrad", "rectified_gradients_nobias": "RectGrad no-bias",
          "geometrically_guided_ig": "GGIG", "idgi": "IDGI", "guided_idgi": "Guided IDGI", "blur_idgi": "Blur IDGI",
          "grad_cam_plus_plus": "Grad-CAM++", "xgrad_cam": "XGrad-CAM", "hires_cam": "HiResCAM", "layer_cam": "LayerCAM",
-         "score_cam": "Score-CAM"}
+         "score_cam": "Score-CAM", "deconvnet": "Deconvnet", "lrp_epsilon": "LRP-eps",
+         "lrp_epsilon_plus": "LRP-eps+", "lrp_epsilon_plus_flat": "LRP-eps+flat",
+         "lrp_epsilon_gamma_box": "LRP-eps-gamma-box", "lrp_epsilon_alpha2_beta1": "LRP-eps-a2b1"}
 #: The five families of the reversed maps and of Table 3.
 FAMILIES = ("smoothgrad", "integrated_gradients", "guided_ig", "blur_ig", "guided_backprop")
 #: The reversed maps' (top, swap) fractions (REFERENCE.md section 3).
