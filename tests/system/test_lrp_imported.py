@@ -63,3 +63,15 @@ def test_imported_units_are_chosen_by_kind_name_and_position(imported, images):
     by_position = relevance([("conv", "zplus")], first_map=[("conv", "flat")])
     np.testing.assert_array_equal(by_name, by_position)
     assert not np.allclose(by_name, by_kind)
+
+
+def test_a_weight_copy_gets_the_same_relevance(imported, images):
+    """The sanity checks' copy holds its weights in variables: its units are found as the original's, so before any
+    weight is re-drawn its relevance is the original's, bit for bit."""
+    from tf_gag.model.copies import weight_copy
+
+    _, model = imported["resnet"]
+    copy, _ = weight_copy(model)
+    for method in ("lrp_epsilon_plus", "lrp_epsilon_gamma_box"):
+        np.testing.assert_array_equal(tf_gag.attributions(copy, images, method, TARGETS),
+                                      tf_gag.attributions(model, images, method, TARGETS))

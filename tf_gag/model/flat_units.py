@@ -8,7 +8,7 @@ model's weights (`FlatGraph.weight_layers`):
 ==============  ===========================================================================================
 kind            ops
 ==============  ===========================================================================================
-``conv``        Conv2D or DepthwiseConv2dNative with a constant filter, and the element-wise constant scales
+``conv``        Conv2D or DepthwiseConv2dNative with a constant filter (or a copy's variable), and the constant scales
                 (Mul) and biases (Add, AddV2, BiasAdd) that directly follow it, folded into one kernel and bias
 ``dense``       MatMul with a constant weight, and the same
 ``activation``  Relu, Relu6, Elu, LeakyRelu, Selu
@@ -46,15 +46,16 @@ class FlatUnit:
 
 
 def is_constant(tensor):
-    """Whether ``tensor`` is a constant (behind any Identity ops)."""
+    """Whether ``tensor`` is fixed weight: a constant, or a variable's value (a copy's weights, `FlatGraph.
+    with_variables`), behind any Identity ops."""
     current = tensor
     while current.op.type == "Identity" and current.op.inputs:
         current = current.op.inputs[0]
-    return current.op.type == "Const"
+    return current.op.type in ("Const", "ReadVariableOp")
 
 
 def _constant(tensor):
-    """The tensor if it is a constant (behind any Identity ops), else None."""
+    """The tensor if it is fixed weight (`is_constant`), else None."""
     return tensor if is_constant(tensor) else None
 
 
