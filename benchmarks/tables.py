@@ -18,7 +18,8 @@ reversed variants with (l, m) = (7 %, 10 %), GB (3 %, 10 %).
 * Table 1: GAG with p = 0, 15, 25, ..., 85 (RCAP, DAUC, IAUC).
 * Table 2: GAG, VarGrad, SG, IG, Guided IG, BlurIG, GB, VG, Grad-CAM, Rectified
   Gradients and its no-bias version, Geometrically Guided IG (defaults: 20 points, no
-  ascent), and the reversed SG, IG, Guided IG, BlurIG, GB.
+  ascent), IDGI over IG, Guided IG and BlurIG, the CAM family, Deconvnet, the LRP
+  composites, and the reversed SG, IG, Guided IG, BlurIG, GB (`tf_gag.benchmark.plan`).
 * Table 3: the +, -, A, G, GA variants of SG, IG, Guided IG, BlurIG and GB, as
   metric(variant) / metric(original) averaged over the five families.
 
