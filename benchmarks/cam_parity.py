@@ -7,7 +7,7 @@ out, see `import_grad_cam`). Two models, each on both sides from one set of
 torch weights: EfficientNet-Lite0 with its real ImageNet weights (tf_gag's zoo
 model, imported through ONNX at the head's 7 x 7 x 1280 ReLU6; torch: the
 module it was exported from, target layer ``features``), and a ResNet18 with
-seeded weights (torchvision's architecture written out in `ResNet18`, since
+seeded weights (torchvision's architecture written out in `benchmarks.resnets`, since
 torchvision is not installed here; exported with `converters.torch_to_onnx.export`
 at ``layer4`` and converted with ``tf_gag.load_model(path, feature="features")``).
 On real photos with each photo's top class as target, for Grad-CAM,
@@ -41,6 +41,7 @@ import types
 import numpy as np
 
 from benchmarks import report
+from benchmarks.resnets import resnet
 from benchmarks.torchvision_stand_in import stand_in
 
 #: The pip command that installs the reference without torchvision (its only dependencies tf_gag lacks).
@@ -146,66 +147,6 @@ def coarse_error(raw, coarse):
     return [float(np.abs(r - c).max() / max(np.abs(c).max(), 1e-30)) for r, c in zip(raw, reference)]
 
 
-# ----- the seeded ResNet18 (torchvision's architecture, without torchvision) ------------------------------------
-
-
-def resnet18(seed=0):
-    """torchvision's ``resnet18(weights=None)`` written out (same modules, names and initialisation), seeded,
-    with non-trivial BatchNorm running statistics as `benchmarks.torch_side.build` draws them; eval mode."""
-    import torch
-
-    nn = torch.nn
-
-    class BasicBlock(nn.Module):
-        def __init__(self, inplanes, planes, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.relu = nn.ReLU(inplace=True)
-            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.downsample = None
-            if stride != 1 or inplanes != planes:
-                self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                                nn.BatchNorm2d(planes))
-
-        def forward(self, x):
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.relu(self.bn1(self.conv1(x)))
-            return self.relu(self.bn2(self.conv2(out)) + identity)
-
-    class ResNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-            self.bn1 = nn.BatchNorm2d(64)
-            self.relu = nn.ReLU(inplace=True)
-            self.maxpool = nn.MaxPool2d(3, 2, 1)
-            widths, inplanes = (64, 128, 256, 512), 64
-            for k, planes in enumerate(widths):
-                stride = 1 if k == 0 else 2
-                setattr(self, f"layer{k + 1}", nn.Sequential(BasicBlock(inplanes, planes, stride),
-                                                             BasicBlock(planes, planes, 1)))
-                inplanes = planes
-            self.avgpool = nn.AdaptiveAvgPool2d(1)
-            self.fc = nn.Linear(512, 1000)
-
-        def forward(self, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(torch.flatten(self.avgpool(x), 1))
-
-    torch.manual_seed(seed)
-    net = ResNet()
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.1, 0.1)
-            module.running_var.uniform_(0.8, 1.2)
-    return net.eval()
-
-
 # ----- the benchmark --------------------------------------------------------------------------------------------
 
 
@@ -228,7 +169,7 @@ def seeded_resnet18(cache, work):
     import tf_gag
     from converters.torch_to_onnx import export
 
-    net = resnet18()
+    net = resnet(18)
     path = export(net, os.path.join(work, "resnet18.onnx"), input_size=(224, 224), feature="layer4")
     model = tf_gag.load_model(path, feature="features", cache=cache)
     return model, net, net.layer4, lambda pixels: ((pixels - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)

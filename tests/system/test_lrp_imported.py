@@ -67,11 +67,29 @@ def test_imported_units_are_chosen_by_kind_name_and_position(imported, images):
 
 def test_a_weight_copy_gets_the_same_relevance(imported, images):
     """The sanity checks' copy holds its weights in variables: its units are found as the original's, so before any
-    weight is re-drawn its relevance is the original's, bit for bit."""
+    weight is re-drawn its relevance is the original's. Equal up to float32 reordering (oneDNN runs a convolution
+    with a constant filter and one with a variable filter through different kernels: 1.8e-7 of the largest
+    relevance measured there, 0 under Eigen); with the copy's units missed the difference was 2-5 times the
+    largest relevance."""
     from tf_gag.model.copies import weight_copy
 
     _, model = imported["resnet"]
     copy, _ = weight_copy(model)
     for method in ("lrp_epsilon_plus", "lrp_epsilon_gamma_box"):
-        np.testing.assert_array_equal(tf_gag.attributions(copy, images, method, TARGETS),
-                                      tf_gag.attributions(model, images, method, TARGETS))
+        ours, original = (tf_gag.attributions(m, images, method, TARGETS) for m in (copy, model))
+        assert np.abs(ours - original).max() <= 1e-4 * np.abs(original).max(), method
+
+
+def test_first_layer_rules_see_the_zero_padding_of_a_strided_convolution(tmp_path, cache, images):
+    """A stride-2 convolution with torch's padding 1 converts to a Pad op and a VALID convolution: the flat and z^B
+    rules replace the input by ones or bounds, which must stay zero in the padding (as in torch's convolution),
+    so the Pad belongs to the first unit."""
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 5)).eval()
+    model = tf_gag.load_model(export(net, str(tmp_path / "strided.onnx"), input_size=(SIDE, SIDE)), cache=cache)
+    for method, composite in COMPOSITES.items():
+        expected = zennit_relevance(net, images, composite(None))
+        options = {"low": -3.0, "high": 3.0} if "box" in method else {}
+        got = tf_gag.attributions(model, images, method, TARGETS, **options)
+        assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), method

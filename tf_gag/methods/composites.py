@@ -191,8 +191,10 @@ class _Trace:
 @tf.RegisterGradient("TfGagRelevance")
 def _relevance_gradient(op, relevance):
     """An imported graph's unit: its rule's relevance at the unit's inputs (None for its constant weights)."""
-    rule, found = op.graph._tf_gag_relevance[op.name]
+    rule, found, padding = op.graph._tf_gag_relevance[op.name]
     shares = list(rule.relevance(found, relevance))
+    if padding is not None:  # the unit took in the zero padding before it: the op's input is the padded tensor
+        shares[0] = tf.pad(shares[0], padding)
     return shares + [None] * (len(op.inputs) - len(shares))
 
 
@@ -231,7 +233,7 @@ def _assign_flat(composite, graph, ops):
             needs = "a Dense or convolution layer" if rule.weighted else "a layer without weights"
             raise ValueError(f"method: the {rule.name} relevance rule needs {needs}; {found.name!r} is a "
                              f"{found.op.type} op ({found.kind})")
-        table[found.op.name] = (rule, found.unit)
+        table[found.op.name] = (rule, found.unit, found.padding)
         _override(found.op, "TfGagRelevance")
         for op in found.chain:
             _override(op, "TfGagRelevancePass")

@@ -21,7 +21,7 @@ which passes relevance on unchanged. Each `FlatUnit` names the ops whose
 gradients a rule replaces: `tf_gag.methods.composites` does that per op.
 """
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -43,6 +43,9 @@ class FlatUnit:
     op: tf.Operation
     chain: Tuple[tf.Operation, ...]
     unit: Unit
+    #: A weighted unit's zero padding taken in (the Pad op before it), or None: its rule's relevance is at the
+    #: unpadded input, and the main op's input gradient is that relevance padded.
+    padding: Optional[np.ndarray] = None
 
 
 def is_constant(tensor):
@@ -99,12 +102,32 @@ def _only_consumer(op):
     return consumers[0] if len(consumers) == 1 else None
 
 
+def _zero_padding(tensor):
+    """(the padded tensor, paddings) if ``tensor`` is a constant zero padding's only output, else (tensor, None).
+
+    A convolution's zero padding belongs to its unit: rules that replace the
+    input (flat, w^2, z^B) must see zeros there, as a convolution that pads
+    internally does, not ones or bounds.
+    """
+    pad = tensor.op
+    if pad.type not in ("Pad", "PadV2") or len(tensor.consumers()) != 1:
+        return tensor, None
+    paddings = tf.get_static_value(pad.inputs[1])
+    value = 0 if pad.type == "Pad" else tf.get_static_value(pad.inputs[2])
+    if paddings is None or value is None or np.any(value != 0):
+        return tensor, None
+    return pad.inputs[0], paddings
+
+
 def _weighted(op):
     """The `FlatUnit` of a weighted op with a constant weight, its constant scales and biases folded; or None."""
     kernel = _constant(op.inputs[1])
     linear = _linear(op) if kernel is not None else None
     if linear is None:
         return None
+    x, padding = _zero_padding(op.inputs[0]) if op.type != "MatMul" else (op.inputs[0], None)
+    if padding is not None:
+        linear = (lambda x, kernel, bias, _padded=linear: _padded(tf.pad(x, padding), kernel, bias))
     channels, on_kernel = _out_channels(op, kernel)
     scale, bias, chain, current = None, None, [], op
     while True:
@@ -127,8 +150,8 @@ def _weighted(op):
         kernel = kernel * on_kernel(tf.broadcast_to(scale, [channels]))
     if bias is not None:
         bias = tf.broadcast_to(bias, [channels])
-    unit = Unit(op, WEIGHTED_KINDS[op.type], (op.inputs[0],), current.outputs[0], kernel, bias, linear)
-    return FlatUnit(unit.kind, op.name, op, tuple(chain), unit)
+    unit = Unit(op, WEIGHTED_KINDS[op.type], (x,), current.outputs[0], kernel, bias, linear)
+    return FlatUnit(unit.kind, op.name, op, tuple(chain), unit, padding)
 
 
 def _spatial_mean(op):
