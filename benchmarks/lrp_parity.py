@@ -10,8 +10,9 @@ module it was exported from) and a ResNet50 with seeded weights (`benchmarks.res
 photo's top class as target, relevance starting from its logit.
 
 zennit runs with SequentialMergeBatchNorm (the conversion folds BatchNorm into the convolutions, so both
-sides explain the same linear units), in float32 by default (``--dtype float64``: an oracle without float32's
-rounding, several times slower; on ResNet50 it needs about 8 GB).
+sides explain the same linear units; Lite0's module is folded beforehand, `_merged_batch_norms`), in float32
+by default (``--dtype float64``: an oracle without float32's rounding, several times slower; on ResNet50 it
+needs about 8 GB).
 
 Residual sums: tf_gag's composites split relevance at every residual Add by the norm rule; zennit does that
 only for its own Sum module (its ResNet canonizer puts one in torchvision's blocks), so on the torch side
@@ -86,6 +87,33 @@ def _summed(net, Sum):
     return net
 
 
+def _merged_batch_norms(net):
+    """Lite0's torch module with each BatchNorm folded into the convolution before it (in place).
+
+    zennit's SequentialMergeBatchNorm pairs leaf modules, and Lite0's convolutions are not leaves (each holds
+    its padding module), so it would leave every BatchNorm alone; the conversion folds them. The fold is
+    zennit's: kernel * s, (bias - mean) * s + beta with s = gamma / sqrt(var + eps).
+    """
+    import torch
+
+    def fold(owner, conv_name, bn_name):
+        conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(scale)
+        conv.weight.data = conv.weight.detach() * scale.view(-1, 1, 1, 1)
+        conv.bias = torch.nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
+        setattr(owner, bn_name, torch.nn.Identity())
+
+    fold(net.net, "_conv_stem", "_bn0")
+    fold(net.net, "_conv_head", "_bn1")
+    for block in net.net._blocks:
+        if hasattr(block, "_expand_conv"):
+            fold(block, "_expand_conv", "_bn0")
+        fold(block, "_depthwise_conv", "_bn1")
+        fold(block, "_project_conv", "_bn2")
+    return net
+
+
 def lite0(cache, work):
     """(tf_gag model, torch module, pixels -> NHWC model inputs, z^B bounds (low, high) in model space)."""
     import tf_gag
@@ -94,7 +122,8 @@ def lite0(cache, work):
     model = tf_gag.load_model("efficientnet_lite0", cache=cache)
     prep = model.preprocessing
     mean, std = np.asarray(prep.mean, np.float64), np.asarray(prep.std, np.float64)
-    return model, _lite0_module(), lambda pixels: prep.to_model(pixels).numpy(), ((0 - mean) / std, (255 - mean) / std)
+    net = _merged_batch_norms(_lite0_module())
+    return model, net, lambda pixels: prep.to_model(pixels).numpy(), ((0 - mean) / std, (255 - mean) / std)
 
 
 def resnet50(cache, work):

@@ -2,6 +2,8 @@
 import collections
 import threading
 
+import numpy as np
+
 
 class PerKey:
     """``build(key)``'s result for each key, built once and kept (a compiled graph per image size, a model per path).
@@ -39,12 +41,28 @@ class PerKey:
             return list(self._built.items())
 
 
+#: The largest array (elements) a cache key holds by value; a larger one gets a fresh object every time.
+_KEYED_ELEMENTS = 1 << 16
+
+
+def frozen(value):
+    """``value`` as a hashable key: lists and tuples as tuples, dicts as sorted items, small numpy arrays by
+    dtype, shape and bytes (so a list or array option reuses what was built for equal values)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, frozen(v)) for k, v in value.items()))
+    if isinstance(value, np.ndarray) and value.size <= _KEYED_ELEMENTS:
+        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
+    return value
+
+
 class RecentCache:
     """The ``size`` most recently used objects, each built for one model and settings.
 
-    Keys are the model's identity plus hashable settings; the cache keeps the
-    model alive until its entries drop out. Settings that cannot be hashed
-    (an array option) get a fresh object every time. Thread-safe: lookups and
+    Keys are the model's identity plus the settings, `frozen`; the cache keeps
+    the model alive until its entries drop out. Settings that still cannot be
+    hashed (a large array) get a fresh object every time. Thread-safe: lookups and
     evictions hold a lock; building happens outside it, so a slow build does
     not stall other models' lookups (two threads may then build the same
     entry once each; the later one is kept).
@@ -57,7 +75,7 @@ class RecentCache:
 
     def get(self, model, settings, build):
         """The cached object for (model, settings), or ``build()``'s result, now cached."""
-        key = (id(model), tuple(sorted(settings.items())))
+        key = (id(model), frozen(settings))
         try:
             hash(key)
         except TypeError:

@@ -49,3 +49,23 @@ def test_methods_built_one_after_another_trace_once_and_log_no_retracing_warning
             explainer.explain(images, 0)
             assert set(explainer.tracing_counts().values()) == {1}, method
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+def test_list_and_array_options_reuse_what_was_built_for_equal_values():
+    """`explain` keeps its explainers in a RecentCache by model, method and options: list and array options are
+    keyed by value, so a call with equal ones reuses the traced explainer instead of building another."""
+    import numpy as np
+
+    from tf_gag.reuse import RecentCache
+
+    cache, model, builds = RecentCache(4), object(), []
+
+    def get(**settings):
+        return cache.get(model, settings, lambda: builds.append(settings) or len(builds))
+
+    first = get(low=[0.0, -1.0], high=np.array([1.0, 2.0], np.float32))
+    assert get(high=np.array([1.0, 2.0], np.float32), low=(0.0, -1.0)) == first and len(builds) == 1
+    assert get(low=[0.0, -2.0], high=np.array([1.0, 2.0], np.float32)) != first  # other values: built anew
+    assert get(low=[0.0, -1.0], high=np.array([1.0, 2.0], np.float64)) != first  # another dtype too
+    huge = np.zeros(1 << 17, np.float32)  # too large to key by value: a fresh object every time
+    assert get(baseline=huge) != get(baseline=huge) and len(builds) == 5
