@@ -214,3 +214,14 @@ def test_threads_see_plain_layers_while_another_explains_by_relevance(nets, imag
     for w, before in zip(model.get_weights(), weights):
         np.testing.assert_array_equal(w, before)
     assert {layer.name: "call" in vars(layer) for layer in model.layers} == calls
+
+
+def test_layers_without_a_rule_are_named_in_a_warning():
+    """A LayerNormalization (weights, no relevance rule yet): its gradient passes there, and the warning says so."""
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    h = keras.layers.LayerNormalization()(h)
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES)(keras.layers.GlobalAveragePooling2D()(h)))
+    x = np.random.default_rng(3).normal(size=(1, 8, 8, 3)).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"has no rule for \['LayerNormalization'\]"):
+        tf_gag.attributions(model, x, "lrp_epsilon_plus", [0])

@@ -142,10 +142,13 @@ class _Trace:
         self.reached = 0
         self.first_seen = False
         self.linear = {}  # id(linked output) -> [Unit, BatchNorm layer or None]: weighted units a BN may follow
+        self.unmatched = set()  # class names of layers with weights that no pair matched and no kind covers
 
     def around(self, path, layer, call, args, kwargs):
         rule = self._rule(path, layer)
         if rule is None:
+            if kind(layer) is None and getattr(layer, "weights", None):
+                self.unmatched.add(type(layer).__name__)
             return call(*args, **kwargs)
         self.reached += 1
         if isinstance(rule, BackwardRule):
@@ -203,6 +206,10 @@ def _pass_gradient(op, relevance):
     """A constant scale or bias folded into the unit before it: relevance passes to the tensor, none to the
     constant."""
     return [None if is_constant(tensor) else relevance for tensor in op.inputs]
+
+
+#: Ops of an imported graph that no relevance rule covers yet (attention, normalisation, GELU): warned about.
+_NO_RULE_OPS = ("BatchMatMul", "BatchMatMulV2", "Einsum", "Softmax", "Rsqrt", "Erf")
 
 
 def _override(op, name):
@@ -285,7 +292,7 @@ class Composite(BackwardRule):
             trace = _Trace(self)
             with layers(trace.around):
                 yield reached
-            reached.append(trace.reached)
+            reached.extend([trace.reached, sorted(trace.unmatched)])
             return
         if not flat:
             raise ValueError(f"method: the {self.name} composite chooses a rule per layer and needs a Keras model "
@@ -293,12 +300,20 @@ class Composite(BackwardRule):
         graph = tf.compat.v1.get_default_graph()
         before = len(graph.get_operations())
         yield reached
-        reached.append(_assign_flat(self, graph, graph.get_operations()[before:]))
+        ops = graph.get_operations()[before:]
+        reached.extend([_assign_flat(self, graph, ops), sorted({op.type for op in ops if op.type in _NO_RULE_OPS})])
 
     def check_reached(self, reached, kind_name):
-        if reached and reached[0] == 0:
+        if not reached:
+            return
+        if reached[0] == 0:
             warnings.warn(f"method: the {self.name} composite matched no layer of this {kind_name} model, so its "
                           "gradient is the plain one", UserWarning, stacklevel=6)
+        elif reached[1]:
+            warnings.warn(f"method: the {self.name} composite has no rule for {reached[1]} in this {kind_name} "
+                          "model: their gradient passes there, which neither conserves relevance nor follows an "
+                          "LRP rule (attention and normalisation rules, AttnLRP, are not in tf_gag yet)",
+                          UserWarning, stacklevel=6)
 
 
 def _base_map(stabilizer):
