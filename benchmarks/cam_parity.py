@@ -42,6 +42,7 @@ import numpy as np
 
 from benchmarks import report
 from benchmarks.resnets import resnet
+from benchmarks.same_weights import explained_photos
 from benchmarks.torchvision_stand_in import stand_in
 
 #: The pip command that installs the reference without torchvision (its only dependencies tf_gag lacks).
@@ -187,23 +188,14 @@ def timed(function, *args, **kwargs):
 
 def measure(name, photos, cache, work, library_batch=None):
     """One model's row: per method the parity numbers (worst photo), and Score-CAM's times."""
-    import torch
 
     import tf_gag
-    from tf_gag import assets
 
     classes, target_class = import_grad_cam()
     model, net, layer, to_model = MODELS[name](cache, work)
-    nhwc = to_model(assets.photos(photos, size=224))
-    nchw = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
-    with torch.no_grad():
-        logits = net(torch.tensor(nchw)).numpy()
-    targets = logits.argmax(axis=1)
-    ours_logits = model.predict_logits(nhwc, len(nhwc))
-    row = {"model": name, "photos": list(photos), "targets": targets.tolist(),
-           "logits_rel_max": float(np.abs(ours_logits - logits).max() / np.abs(logits).max()),
-           "same_top1": bool((ours_logits.argmax(axis=1) == targets).all()),
-           "feature": model.metadata["gradcam"]["shape"], "methods": {}}
+    nhwc, nchw, targets, agreement = explained_photos(model, net, to_model, photos)
+    row = {"model": name, "photos": list(photos), **agreement, "feature": model.metadata["gradcam"]["shape"],
+           "methods": {}}
     for method, cam_class in classes.items():
         entry = {}
         library = (cam_class, target_class, net, layer, nchw, targets)

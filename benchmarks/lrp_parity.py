@@ -34,6 +34,7 @@ import numpy as np
 
 from benchmarks import report
 from benchmarks.resnets import resnet
+from benchmarks.same_weights import explained_photos
 from benchmarks.torchvision_stand_in import stand_in
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle", "china", "flower", "grace_hopper")
@@ -167,22 +168,15 @@ def _composite(class_name, box, dtype):
 
 
 def measure(name, photos, cache, work, dtype):
-    import torch
 
     import tf_gag
-    from tf_gag import assets
 
     layer = _zennit()[3]
     model, net, to_model, (low, high) = MODELS[name](cache, work)
     net = _summed(net, layer.Sum)
-    nhwc = to_model(assets.photos(photos, size=224))
-    nchw = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
-    with torch.no_grad():
-        logits = net(torch.tensor(nchw)).numpy()
-    targets = logits.argmax(axis=1)
+    nhwc, nchw, targets, agreement = explained_photos(model, net, to_model, photos)
     ours_logits = model.predict_logits(nhwc, len(nhwc))
-    row = {"model": name, "photos": list(photos), "targets": targets.tolist(), "dtype": str(dtype).split(".")[-1],
-           "logits_rel_max": float(np.abs(ours_logits - logits).max() / np.abs(logits).max()), "composites": {}}
+    row = {"model": name, "photos": list(photos), "dtype": str(dtype).split(".")[-1], **agreement, "composites": {}}
     box = {"low": np.broadcast_to(low, (3,)).tolist(), "high": np.broadcast_to(high, (3,)).tolist()}
     for method, class_name in COMPOSITES.items():
         options = box if method == "lrp_epsilon_gamma_box" else {}
