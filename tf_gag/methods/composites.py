@@ -73,7 +73,9 @@ def _check_selector(selector):
                      f"a function (path, layer) -> bool; got {selector!r}")
 
 
-def _matches(selector, path, layer):
+def _matches(selector, path, layer, layer_kind):
+    """Whether ``selector`` picks the layer at ``path`` of kind ``layer_kind`` (an imported graph's unit: its op
+    name as path and no layer object, so classes never pick it and functions get ``(name, None)``)."""
     if isinstance(selector, type):
         return isinstance(layer, selector)
     if callable(selector):
@@ -81,10 +83,11 @@ def _matches(selector, path, layer):
     if selector == "*":
         return True
     if selector.startswith("name:"):
-        return fnmatch.fnmatchcase(path, selector[5:]) or fnmatch.fnmatchcase(layer.name, selector[5:])
+        names = (path,) if layer is None else (path, layer.name)
+        return any(fnmatch.fnmatchcase(name, selector[5:]) for name in names)
     if selector == "linear":
-        return kind(layer) in WEIGHTED
-    return kind(layer) == selector
+        return layer_kind in WEIGHTED
+    return layer_kind == selector
 
 
 def _check_rule(rule):
@@ -176,10 +179,10 @@ class _Trace:
         if kind(layer) in WEIGHTED and not self.first_seen:
             self.first_seen = True
             for selector, rule in self.composite.first_map:
-                if _matches(selector, path, layer):
+                if _matches(selector, path, layer, kind(layer)):
                     return rule
         for selector, rule in self.composite.layer_map:
-            if _matches(selector, path, layer):
+            if _matches(selector, path, layer, kind(layer)):
                 return rule
         return None
 
@@ -212,6 +215,11 @@ def _pass_gradient(op, relevance):
 _NO_RULE_OPS = ("BatchMatMul", "BatchMatMulV2", "Einsum", "Softmax", "Rsqrt", "Erf")
 
 
+def _first_rule(pairs, found):
+    """The rule of the first (selector, rule) pair that picks an imported graph's unit ``found``, or None."""
+    return next((rule for selector, rule in pairs if _matches(selector, found.name, None, found.kind)), None)
+
+
 def _override(op, name):
     op._set_attr("_gradient_op_type", attr_value_pb2.AttrValue(s=name.encode()))  # as gradient_override_map does
 
@@ -226,9 +234,9 @@ def _assign_flat(composite, graph, ops):
         rule = None
         if found.kind in WEIGHTED and not first_seen:
             first_seen = True
-            rule = next((r for selector, r in composite.first_map if _flat_matches(selector, found)), None)
+            rule = _first_rule(composite.first_map, found)
         if rule is None:
-            rule = next((r for selector, r in composite.layer_map if _flat_matches(selector, found)), None)
+            rule = _first_rule(composite.layer_map, found)
         if rule is None:
             continue
         reached += 1
@@ -245,21 +253,6 @@ def _assign_flat(composite, graph, ops):
         for op in found.chain:
             _override(op, "TfGagRelevancePass")
     return reached
-
-
-def _flat_matches(selector, found):
-    """Whether ``selector`` picks an imported graph's unit (classes never do; functions get (name, None))."""
-    if isinstance(selector, type):
-        return False
-    if callable(selector):
-        return bool(selector(found.name, None))
-    if selector == "*":
-        return True
-    if selector.startswith("name:"):
-        return fnmatch.fnmatchcase(found.name, selector[5:])
-    if selector == "linear":
-        return found.kind in WEIGHTED
-    return found.kind == selector
 
 
 class Composite(BackwardRule):

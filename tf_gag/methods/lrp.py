@@ -80,12 +80,6 @@ class RelevanceRule(Part):
     def relevance(self, unit, relevance):
         raise NotImplementedError
 
-    def __eq__(self, other):
-        return type(self) is type(other) and self.describe() == other.describe()
-
-    def __hash__(self):
-        return hash((type(self), tuple(sorted(self.describe().items(), key=lambda kv: kv[0]))))
-
 
 def _stabilizer(value):
     return check_number("stabilizer", value, 0)
