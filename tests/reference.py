@@ -1,6 +1,7 @@
 """Independent computations several tests compare the library with (numpy, or the model's own layers), and the
 ImageNet-S fixture folder they are run on."""
 import os
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -121,3 +122,37 @@ def seeded(cls):
             module.running_var.uniform_(0.5, 1.5)
             module.weight.data.uniform_(0.5, 1.5)
     return net.eval()
+
+
+def assert_threads_see_plain_layers(model, images, targets, method):
+    """One thread explains ``model`` by ``method`` (a rule chosen per layer) while two take its plain gradients:
+    every thread's maps are its single-threaded ones, bit for bit, and the model's weights and layers are as
+    before (no hook left behind)."""
+    import tf_gag
+
+    weights = [w.copy() for w in model.get_weights()]
+    calls = {layer.name: "call" in vars(layer) for layer in model.layers}
+    expected = {"plain": tf_gag.attributions(model, images, "vanilla_gradient", targets),
+                "rule": tf_gag.attributions(model, images, method, targets)}
+    results, errors = [], []
+
+    def run(key, name):
+        try:
+            for _ in range(3):
+                results.append((key, tf_gag.attributions(model, images, name, targets)))
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=("plain", "vanilla_gradient")) for _ in range(2)]
+    threads.append(threading.Thread(target=run, args=("rule", method)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(results) == 9
+    for key, got in results:
+        np.testing.assert_array_equal(got, expected[key])
+    for w, before in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(w, before)
+    assert {layer.name: "call" in vars(layer) for layer in model.layers} == calls

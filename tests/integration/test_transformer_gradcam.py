@@ -9,44 +9,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from vit_reference import DIM, GRID, SIZE, vision_transformer
 
 import tf_gag
 from tf_gag import assets
-
-SIZE, PATCH, DIM = 32, 8, 16
-GRID = SIZE // PATCH
-
-
-class ClassTokenAndPosition(keras.layers.Layer):
-    """Prepends a learned class token to the patch tokens and adds learned position embeddings."""
-
-    def build(self, shape):
-        self.token = self.add_weight(shape=(1, 1, shape[-1]), initializer=keras.initializers.RandomNormal(0, 0.5))
-        self.position = self.add_weight(shape=(1, shape[1] + 1, shape[-1]),
-                                        initializer=keras.initializers.RandomNormal(0, 0.5))
-
-    def call(self, patches):
-        token = keras.ops.broadcast_to(self.token, (keras.ops.shape(patches)[0], 1, patches.shape[-1]))
-        return keras.ops.concatenate([token, patches], axis=1) + self.position
-
-
-class FirstToken(keras.layers.Layer):
-    def call(self, tokens):
-        return tokens[:, 0]
-
-
-def vision_transformer(depth=2):
-    keras.utils.set_random_seed(3)
-    image = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Conv2D(DIM, PATCH, strides=PATCH, name="patches")(image)
-    x = ClassTokenAndPosition()(keras.layers.Reshape((GRID * GRID, DIM))(x))
-    for i in range(depth):
-        h = keras.layers.LayerNormalization()(x)
-        x = keras.layers.Add(name=f"attention_residual_{i}")([x, keras.layers.MultiHeadAttention(2, DIM // 2)(h, h)])
-        h = keras.layers.Dense(2 * DIM, activation="gelu")(keras.layers.LayerNormalization()(x))
-        x = keras.layers.Add(name=f"block_{i}")([x, keras.layers.Dense(DIM)(h)])
-    logits = keras.layers.Dense(5)(FirstToken(name="first_token")(keras.layers.LayerNormalization()(x)))
-    return keras.Model(image, logits)
 
 
 def hand_grad_cam(model, layer, images, targets):
@@ -96,5 +62,5 @@ def test_a_token_layer_chosen_by_name(images):
 
 def test_a_layer_that_is_neither_map_nor_tokens_is_refused(images):
     model = vision_transformer()
-    with pytest.raises(ValueError, match=r"layer: 'first_token' outputs shape \(1, 16\); Grad-CAM needs"):
+    with pytest.raises(ValueError, match=r"layer: 'first_token' outputs shape \(1, 24\); Grad-CAM needs"):
         tf_gag.explain(model, images, "grad_cam", layer="first_token")

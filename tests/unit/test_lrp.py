@@ -6,13 +6,12 @@ near 0: the parity bound, 1e-4 of the largest relevance, is the worst measured c
 at every convolution, whose denominators come closest to 0; the other composites <= 1e-5) and holds under the
 other CPU kernels (tests/other_kernels.sh).
 """
-import threading
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from lrp_reference import CLASSES, COMPOSITES, SIDE, TARGETS, torch_nets, z_canonizers, z_composites, zennit_relevance
+from reference import assert_threads_see_plain_layers
 
 import tf_gag
 from tf_gag.methods.composites import Composite
@@ -187,33 +186,7 @@ def test_composites_refuse_what_they_cannot_use():
 def test_threads_see_plain_layers_while_another_explains_by_relevance(nets, images):
     """One thread explains by relevance while others take plain gradients of the same model: their gradients are
     the single-threaded ones, and the model's layers and weights are as before."""
-    _, model = nets["resnet"]
-    weights = [w.copy() for w in model.get_weights()]
-    calls = {layer.name: "call" in vars(layer) for layer in model.layers}
-    plain = tf_gag.attributions(model, images, "vanilla_gradient", TARGETS)
-    alone = tf_gag.attributions(model, images, "lrp_epsilon_plus", TARGETS)
-    results, errors = {}, []
-
-    def run(key, method):
-        try:
-            for _ in range(3):
-                results.setdefault(key, []).append(tf_gag.attributions(model, images, method, TARGETS))
-        except Exception as error:  # reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(f"plain{i}", "vanilla_gradient")) for i in range(2)]
-    threads.append(threading.Thread(target=run, args=("lrp", "lrp_epsilon_plus")))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    for key, maps in results.items():
-        for got in maps:
-            np.testing.assert_array_equal(got, alone if key == "lrp" else plain)
-    for w, before in zip(model.get_weights(), weights):
-        np.testing.assert_array_equal(w, before)
-    assert {layer.name: "call" in vars(layer) for layer in model.layers} == calls
+    assert_threads_see_plain_layers(nets["resnet"][1], images, TARGETS, "lrp_epsilon_plus")
 
 
 def test_layers_without_a_rule_are_named_in_a_warning():

@@ -54,10 +54,11 @@ import warnings
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
 
-from ..io.checks import check_flag
+from ..io.checks import check_choice, check_flag
 from ..model.flat_units import flat_units, is_constant
 from ..model.units import KINDS, WEIGHTED, fold_batch_norm, kind, unit
-from .lrp import RELEVANCE_RULES, AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, RelevanceRule, ZBox, ZPlus
+from . import attnlrp
+from .lrp import RELEVANCE_RULES, AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, RelevanceRule, ZBox, ZPlus, stabilize
 from .rules import RULES as GRADIENT_RULES
 from .rules import BackwardRule
 
@@ -150,8 +151,8 @@ class _Trace:
     def around(self, path, layer, call, args, kwargs):
         rule = self._rule(path, layer)
         if rule is None:
-            if kind(layer) is None and getattr(layer, "weights", None):
-                self.unmatched.add(type(layer).__name__)
+            if kind(layer) is None and getattr(layer, "weights", None) and not self.composite.attention:
+                self.unmatched.add(type(layer).__name__)  # attention rules cover attention, norms, einsums
             return call(*args, **kwargs)
         self.reached += 1
         if isinstance(rule, BackwardRule):
@@ -186,19 +187,35 @@ class _Trace:
                 return rule
         return None
 
-    @staticmethod
-    def _backward(record, rule, relevance):
+    def _backward(self, record, rule, signal):
         found, batch_norm = record
         if batch_norm is not None:
             found = fold_batch_norm(found, batch_norm)
-        return rule.relevance(found, relevance)
+        return _unit_backward(rule, found, signal, bool(self.composite.attention))
+
+
+#: The stabiliser of the division by a unit's inputs in gradient x input form (LXT's, on zennit's hooks).
+_INPUT_STABILIZER = 1e-10
+
+
+def _unit_backward(rule, found, signal, gradient_form):
+    """A relevance rule's backward signal at a unit's inputs, from the one at its output.
+
+    Relevance form: the signal is the relevance. Gradient x input form
+    (`tf_gag.methods.attnlrp`): relevance R = signal * output enters the rule,
+    and each input's signal is its relevance divided by the input.
+    """
+    if not gradient_form:
+        return rule.relevance(found, signal)
+    shares = rule.relevance(found, signal * found.output)
+    return tuple(share / stabilize(x, _INPUT_STABILIZER) for share, x in zip(shares, found.inputs))
 
 
 @tf.RegisterGradient("TfGagRelevance")
 def _relevance_gradient(op, relevance):
     """An imported graph's unit: its rule's relevance at the unit's inputs (None for its constant weights)."""
-    rule, found, padding = op.graph._tf_gag_relevance[op.name]
-    shares = list(rule.relevance(found, relevance))
+    rule, found, padding, gradient_form = op.graph._tf_gag_relevance[op.name]
+    shares = list(_unit_backward(rule, found, relevance, gradient_form))
     if padding is not None:  # the unit took in the zero padding before it: the op's input is the padded tensor
         shares[0] = tf.pad(shares[0], padding)
     return shares + [None] * (len(op.inputs) - len(shares))
@@ -211,7 +228,8 @@ def _pass_gradient(op, relevance):
     return [None if is_constant(tensor) else relevance for tensor in op.inputs]
 
 
-#: Ops of an imported graph that no relevance rule covers yet (attention, normalisation, GELU): warned about.
+#: Ops of an imported graph that only the attention composites' rules cover (attention, normalisation, GELU):
+#: warned about under the others.
 _NO_RULE_OPS = ("BatchMatMul", "BatchMatMulV2", "Einsum", "Softmax", "Rsqrt", "Erf")
 
 
@@ -224,13 +242,27 @@ def _override(op, name):
     op._set_attr("_gradient_op_type", attr_value_pb2.AttrValue(s=name.encode()))  # as gradient_override_map does
 
 
+def _assign_attention(variant, ops):
+    """Give ``ops`` AttnLRP's or CP-LRP's op rules (`tf_gag.methods.attnlrp`); the number of ops reached."""
+    reached = 0
+    for op in ops:
+        name = attnlrp.rule_of(op, variant)
+        if name is not None:
+            _override(op, name)
+            reached += 1
+    return reached
+
+
 def _assign_flat(composite, graph, ops):
     """Give the units among an imported graph's ``ops`` their rules (per op); the number of units reached."""
     table = getattr(graph, "_tf_gag_relevance", None)
     if table is None:
         table = graph._tf_gag_relevance = {}
     reached, first_seen = 0, False
+    projections = attnlrp.projections(ops) if composite.attention else set()
     for found in flat_units(ops):
+        if found.name in projections:
+            continue  # LRP-0, the attention composites' rule for an attention's projections
         rule = None
         if found.kind in WEIGHTED and not first_seen:
             first_seen = True
@@ -248,31 +280,59 @@ def _assign_flat(composite, graph, ops):
             needs = "a Dense or convolution layer" if rule.weighted else "a layer without weights"
             raise ValueError(f"method: the {rule.name} relevance rule needs {needs}; {found.name!r} is a "
                              f"{found.op.type} op ({found.kind})")
-        table[found.op.name] = (rule, found.unit, found.padding)
+        table[found.op.name] = (rule, found.unit, found.padding, bool(composite.attention))
         _override(found.op, "TfGagRelevance")
         for op in found.chain:
             _override(op, "TfGagRelevancePass")
     return reached
 
 
+def _between_forms(tensor, convert):
+    """``tensor``'s values, with the backward signal converted by ``convert(signal, tensor)`` (relevance vs
+    gradient x input form)."""
+
+    @tf.custom_gradient
+    def converted(t):
+        return tf.identity(t), lambda signal: convert(signal, t)
+
+    return converted(tensor)
+
+
 class Composite(BackwardRule):
-    """Rules chosen per layer; see the module docstring. ``canonize``: fold BatchNorm into the layer before it."""
+    """Rules chosen per layer; see the module docstring. ``canonize``: fold BatchNorm into the layer before it.
+
+    ``attention``: None, or ``"attnlrp"`` / ``"cp"`` for transformers: the
+    composite then runs in gradient x input form with AttnLRP's or CP-LRP's
+    rules at attention, normalisation and GELU ops (`tf_gag.methods.attnlrp`),
+    and weighted layers that no pair matches get LRP-0.
+    """
 
     name = "composite"
     options = {}
     nonlinearities = ()
     per_layer = True
 
-    def __init__(self, layer_map, first_map=(), canonize=True):
+    def __init__(self, layer_map, first_map=(), canonize=True, attention=None):
         self.layer_map = _pairs("layer_map", layer_map)
         self.first_map = _pairs("first_map", first_map)
         self.canonize = check_flag("canonize", canonize)
+        self.attention = None if attention is None else check_choice("attention", attention, attnlrp.VARIANTS)
 
     def describe(self):
         shown = {key: getattr(self, key) for key in self.options}
         if type(self) is Composite:
-            shown.update(layer_map=self.layer_map, first_map=self.first_map, canonize=self.canonize)
+            shown.update(layer_map=self.layer_map, first_map=self.first_map, canonize=self.canonize,
+                         attention=self.attention)
         return shown
+
+    def entering(self, x):
+        """The model's input; in gradient x input form, its backward signal g leaves as relevance x * g."""
+        return _between_forms(x, lambda signal, t: signal * t) if self.attention else x
+
+    def leaving(self, logits):
+        """The logits; in gradient x input form, the relevance R arriving there goes on as R / logits."""
+        return _between_forms(logits, lambda relevance, t: relevance / stabilize(t, _INPUT_STABILIZER)) \
+            if self.attention else logits
 
     @property
     def overrides(self):
@@ -280,21 +340,24 @@ class Composite(BackwardRule):
 
     @contextlib.contextmanager
     def traced(self, layers=None, flat=False):
+        if layers is None and not flat:
+            raise ValueError(f"method: the {self.name} composite chooses a rule per layer and needs a Keras model "
+                             "or a model imported with tf_gag.load_model (a TF callable has no layers to choose by)")
         reached = []
+        graph = tf.compat.v1.get_default_graph()
+        before = len(graph.get_operations())
         if layers is not None:
             trace = _Trace(self)
             with layers(trace.around):
                 yield reached
-            reached.extend([trace.reached, sorted(trace.unmatched)])
-            return
-        if not flat:
-            raise ValueError(f"method: the {self.name} composite chooses a rule per layer and needs a Keras model "
-                             "or a model imported with tf_gag.load_model (a TF callable has no layers to choose by)")
-        graph = tf.compat.v1.get_default_graph()
-        before = len(graph.get_operations())
-        yield reached
-        ops = graph.get_operations()[before:]
-        reached.extend([_assign_flat(self, graph, ops), sorted({op.type for op in ops if op.type in _NO_RULE_OPS})])
+            ops = graph.get_operations()[before:]
+            units, unmatched = trace.reached, sorted(trace.unmatched)
+        else:
+            yield reached
+            ops = graph.get_operations()[before:]
+            units = _assign_flat(self, graph, ops)
+            unmatched = [] if self.attention else sorted({op.type for op in ops if op.type in _NO_RULE_OPS})
+        reached.extend([units + (_assign_attention(self.attention, ops) if self.attention else 0), unmatched])
 
     def check_reached(self, reached, kind_name):
         if not reached:
@@ -305,7 +368,8 @@ class Composite(BackwardRule):
         elif reached[1]:
             warnings.warn(f"method: the {self.name} composite has no rule for {reached[1]} in this {kind_name} "
                           "model: their gradient passes there, which neither conserves relevance nor follows an "
-                          "LRP rule (attention and normalisation rules, AttnLRP, are not in tf_gag yet)",
+                          "LRP rule (for transformers, a composite with attention='attnlrp' or 'cp' has rules for "
+                          "attention, normalisation and GELU)",
                           UserWarning, stacklevel=6)
 
 
@@ -377,5 +441,29 @@ class EpsilonAlpha2Beta1(Composite):
                                                   ("dense", Epsilon(epsilon))], canonize=canonize)
 
 
+class AttnLRP(Composite):
+    """AttnLRP for vision transformers (Achtibat et al. 2024): gamma at convolutions (the patch embedding) and
+    Dense layers, AttnLRP's softmax, uniform-matmul and identity rules in attention, norms and GELU
+    (`tf_gag.methods.attnlrp`); the LRP-0 of gradient x input everywhere else (attention projections, sums).
+    The gammas are those of LXT's vision transformer example."""
+
+    name = "attn_lrp"
+    variant = "attnlrp"
+    options = {"conv_gamma": 0.25, "dense_gamma": 0.1, "stabilizer": 1e-6}
+
+    def __init__(self, conv_gamma=0.25, dense_gamma=0.1, stabilizer=1e-6):
+        self.conv_gamma, self.dense_gamma, self.stabilizer = conv_gamma, dense_gamma, stabilizer
+        super().__init__([("conv", Gamma(conv_gamma, stabilizer)), ("dense", Gamma(dense_gamma, stabilizer))],
+                         canonize=False, attention=self.variant)
+
+
+class CPLRP(AttnLRP):
+    """AttnLRP with CP-LRP inside attention (Ali et al. 2022): no relevance through the softmax, the attention
+    weights act as constants on the values; LXT's recipe for torchvision's vision transformers."""
+
+    name = "cp_lrp"
+    variant = "cp"
+
+
 COMPOSITES = {cls.name: cls for cls in (EpsilonEverywhere, EpsilonPlus, EpsilonPlusFlat, EpsilonGammaBox,
-                                        EpsilonAlpha2Beta1)}
+                                        EpsilonAlpha2Beta1, AttnLRP, CPLRP)}

@@ -118,6 +118,14 @@ BUILTIN = (
     Builtin("lrp_epsilon_alpha2_beta1", "LRPEpsilonAlpha2Beta1", ("epsilon_alpha2_beta1",),
             Method(rule="epsilon_alpha2_beta1", modification="relevance",
                    summary="LRP composite: alpha2-beta1 at convolutions, epsilon at Dense layers")),
+    Builtin("attn_lrp", "AttnLRP", ("attnlrp",),
+            Method(rule="attn_lrp", modification="relevance",
+                   summary="AttnLRP for transformers: softmax, uniform matmul and identity rules in attention, "
+                           "norms and GELU, gamma at convolutions and Dense layers (Achtibat et al.)")),
+    Builtin("cp_lrp", "CPLRP", ("cplrp",),
+            Method(rule="cp_lrp", modification="relevance",
+                   summary="AttnLRP with CP-LRP in attention: no relevance through the softmax (Ali et al.; "
+                           "LXT's vision transformer recipe)")),
     Builtin("rectified_gradients", "RectifiedGradients", ("rectgrad",),
             Method(rule="rectified", modification="times_input", variants=True,
                    summary="Rectified Gradients: input x gradient through importance-thresholded ReLUs (Kim et al.)")),

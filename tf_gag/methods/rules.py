@@ -92,6 +92,16 @@ class BackwardRule(Part):
             yield reached
         reached.append(sum(op.type in self.nonlinearities for op in graph.get_operations()[before:]))
 
+    def entering(self, x):
+        """The model's input ``x`` as the forward pass takes it; a rule whose backward signal is not a gradient
+        (a composite in gradient x input form) turns it into relevance there."""
+        return x
+
+    def leaving(self, logits):
+        """The forward pass's logits; a rule in gradient x input form turns the relevance arriving there into its
+        backward signal."""
+        return logits
+
     def check_reached(self, reached, kind):
         """Warn if the rule found no ReLU to act at in a model of this ``kind``: its gradient is then the plain one."""
         if self.overrides and reached and reached[0] == 0:

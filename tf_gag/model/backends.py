@@ -254,12 +254,14 @@ class _TracedBackend(Backend):
             reached = stack.enter_context(_traced(rule, self.layer_calls()))
             if capture is not None:
                 stack.enter_context(self.capturing(capture, captured.append))
-            outputs = self.call(x, context)
+            outputs = self.call(x if rule is None else rule.entering(x), context)
         if rule is not None:
             rule.check_reached(reached, self.name)
         _check_output(outputs, x)
         logits = _logits_before_softmax(outputs) if output == "auto" else None
         logits = outputs if logits is None else tf.cast(logits, outputs.dtype)
+        if rule is not None:
+            logits = rule.leaving(logits)
         if capture is not None and not captured:
             raise ValueError(f"layer: {capture.name!r} was not called by the model's forward pass")
         return logits, (captured[-1] if captured else None)
@@ -358,10 +360,11 @@ class ImportedBackend(Backend):
         if self.flat is None or (capture is not None and self.flat.feature is None):
             return self._converted_before_flat(x, rule, capture)
         with _traced(rule, flat=True) as reached:
-            outputs = self.flat(x, feature=capture is not None)
+            outputs = self.flat(x if rule is None else rule.entering(x), feature=capture is not None)
         if rule is not None:
             rule.check_reached(reached, self.name)
-        return (outputs[0], None) if capture is None else tuple(outputs)
+        logits = outputs[0] if rule is None else rule.leaving(outputs[0])
+        return (logits, None) if capture is None else (logits, outputs[1])
 
     def _converted_before_flat(self, x, rule, capture):
         """Models converted before the flat graph (format 1) or before it named its feature map (format 2)."""
