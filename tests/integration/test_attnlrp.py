@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 from reference import assert_threads_see_plain_layers
-from vit_reference import SIZE, keras_twin, lxt_relevance, torch_vit, vision_transformer
+from vit_reference import SIZE, keras_twin, lxt_relevance, small_torch_vit, vision_transformer
 
 import tf_gag
 from tf_gag import assets
@@ -30,7 +30,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def twins():
-    net = torch_vit()
+    net = small_torch_vit()
     return net, keras_twin(net)
 
 

@@ -8,7 +8,7 @@ tests/integration/test_attnlrp.py (LXT in float64; measured <= 5e-7 of the large
 import numpy as np
 import pytest
 import torch
-from vit_reference import SIZE, lxt_relevance, torch_vit
+from vit_reference import SIZE, lxt_relevance, small_torch_vit
 
 import tf_gag
 from converters.torch_to_onnx import export
@@ -20,7 +20,7 @@ pytest.importorskip("lxt")
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory, cache):
-    net = torch_vit()
+    net = small_torch_vit()
     path = str(tmp_path_factory.mktemp("vit_onnx") / "vit.onnx")
     export(net, path, input_size=(SIZE, SIZE))
     return net, tf_gag.load_model(path, cache=cache)
