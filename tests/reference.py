@@ -156,3 +156,31 @@ def assert_threads_see_plain_layers(model, images, targets, method):
     for w, before in zip(model.get_weights(), weights):
         np.testing.assert_array_equal(w, before)
     assert {layer.name: "call" in vars(layer) for layer in model.layers} == calls
+
+
+def small_mobilenet(size=64, classes=10, seed=0):
+    """A MobileNetV2-like Keras model with seeded weights, quick to trace: a strided convolution, an inverted
+    residual block (depthwise convolution, BatchNorm with non-trivial statistics, ReLU6, a residual add), a 1x1
+    convolution (the last feature map), global pooling and a Dense head. The distribution tests run it in
+    child processes, which build it alike from the seed."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+
+    def normalised(x):
+        return layers.ReLU(6.0)(layers.BatchNormalization()(x))
+
+    inputs = keras.Input((size, size, 3))
+    x = normalised(layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(inputs))
+    y = normalised(layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x))
+    x = layers.Add()([x, layers.BatchNormalization()(layers.Conv2D(16, 1, use_bias=False)(y))])
+    x = layers.ReLU(6.0)(layers.Conv2D(32, 1)(x))
+    model = keras.Model(inputs, layers.Dense(classes)(layers.GlobalAveragePooling2D()(x)))
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            channels = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.2, channels),
+                               rng.normal(0, 0.2, channels), rng.uniform(0.5, 1.5, channels)])
+    return model

