@@ -20,6 +20,7 @@ time of one call for all photos (tf_gag's first call, which traces its graph, an
 Writes ``results/attnlrp_parity.{json,md}`` (with ``--torchvision``: ``attnlrp_parity_torchvision``).
 """
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -56,6 +57,7 @@ def _vit_b_16(torchvision):
     package = types.ModuleType("torchvision")  # its sources without torchvision/__init__, which loads the extension
     package.__path__ = [os.path.join(torchvision, "torchvision")]
     sys.modules.setdefault("torchvision", package)
+    importlib.import_module("torchvision.models")  # build() reads it as an attribute of the package
     return build("vit_b_16"), "torchvision vit_b_16 (seeded, the conversion matrix's)"
 
 
