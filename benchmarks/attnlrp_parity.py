@@ -21,11 +21,11 @@ Writes ``results/attnlrp_parity.{json,md}`` (with ``--torchvision``: ``attnlrp_p
 """
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 import tempfile
 import time
-import types
 
 import numpy as np
 
@@ -54,9 +54,10 @@ def _vit_b_16(torchvision):
         return torch_vit(224, 16, 768, 12, 12, 1000, mlp=3072, epsilon=1e-6), "vit_b_16 layout (seeded)"
     from benchmarks.torch_side import build
 
-    package = types.ModuleType("torchvision")  # its sources without torchvision/__init__, which loads the extension
-    package.__path__ = [os.path.join(torchvision, "torchvision")]
-    sys.modules.setdefault("torchvision", package)
+    folder = os.path.join(torchvision, "torchvision")  # its sources; its __init__ (the extension) never runs
+    spec = importlib.util.spec_from_file_location("torchvision", os.path.join(folder, "__init__.py"),
+                                                  submodule_search_locations=[folder])
+    sys.modules.setdefault("torchvision", importlib.util.module_from_spec(spec))
     importlib.import_module("torchvision.models")  # build() reads it as an attribute of the package
     return build("vit_b_16"), "torchvision vit_b_16 (seeded, the conversion matrix's)"
 
