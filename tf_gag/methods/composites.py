@@ -46,6 +46,11 @@ The named composites are zennit's: `EpsilonPlus` (conv z+, dense epsilon),
 epsilon 0). All share zennit's base map: activations and BatchNorm pass,
 average pooling and residual sums split relevance by their inputs' shares
 (norm), and, beyond zennit, input scaling layers pass.
+
+For transformers, ``attention="attnlrp"`` or ``"cp"`` makes a composite run
+in gradient x input form with AttnLRP's or CP-LRP's op rules
+(`tf_gag.methods.attnlrp`): `AttnLRP` and `CPLRP` are the named ones, with
+gamma at convolutions and Dense layers as in LXT's vision transformer example.
 """
 import contextlib
 import fnmatch
