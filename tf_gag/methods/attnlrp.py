@@ -13,7 +13,7 @@ op                                     rule                                     
 =====================================  ==============================================  ======================
 ``Rsqrt``, ``Sqrt`` (a norm's scale)   identity on the normalisation: the scale is     stopped     stopped
                                        held, LRP-0 on the centring and affine map
-``Erf``, ``Erfc`` (GELU's gate)       identity rule: GELU(x)/x passes                 stopped     stopped
+``Erf``, ``Erfc`` (GELU's gate)        identity rule: GELU(x)/x passes                 stopped     stopped
 ``Softmax`` (attention weights)        x * (R - s sum(R)) (AttnLRP Prop. 3.1)          gradient    stopped
 matmul/einsum of two activations       uniform rule: each operand gets half            halved      gradient
 (q k^T, attention x values)
@@ -22,13 +22,16 @@ matmul/einsum of two activations       uniform rule: each operand gets half     
 With the softmax stopped (CP-LRP), queries and keys get no relevance and
 the attention weights act as constants on the values. A matmul or einsum
 counts as bilinear when neither operand is a weight (a constant or a
-variable's value). Ops of those types whose input is a weight have no
-gradient path and are left alone.
+variable's value); one with a weight operand is a projection and keeps its
+gradient (LRP-0). `projections` finds an imported graph's attention
+projections, which the composites leave at LRP-0 too.
 
 A composite with ``attention="attnlrp"`` or ``"cp"``
 (`tf_gag.methods.composites.Composite`) runs in this form: its relevance
 rules take R = g * output at a unit's output and return g = R / input at its
-inputs, and the model's input turns the signal into relevance (x * g).
+inputs, the logits turn the relevance arriving there into the signal
+(R / logits), and the model's input turns the signal back into relevance
+(x * g).
 """
 import tensorflow as tf
 
