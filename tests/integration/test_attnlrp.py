@@ -94,3 +94,12 @@ def test_a_relevance_composite_without_attention_rules_names_what_it_skips(image
                                          r"attention='attnlrp' or 'cp'"):
         tf_gag.attributions(model, images[:1], "lrp_epsilon", [0])
     keras.backend.clear_session()
+
+
+def test_a_serving_export_returns_the_hosts_relevance_bit_for_bit(twins, images, tmp_path):
+    import tensorflow as tf
+
+    path = str(tmp_path / "vit" / "1")
+    tf_gag.export_saved_model(twins[1], path, "attn_lrp")
+    served = tf.saved_model.load(path).signatures["explain"](images=tf.constant(images))["saliency"].numpy()
+    np.testing.assert_array_equal(served, tf_gag.explain(twins[1], images, "attn_lrp"))
