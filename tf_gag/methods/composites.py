@@ -292,17 +292,6 @@ def _assign_flat(composite, graph, ops):
     return reached
 
 
-def _between_forms(tensor, convert):
-    """``tensor``'s values, with the backward signal converted by ``convert(signal, tensor)`` (relevance vs
-    gradient x input form)."""
-
-    @tf.custom_gradient
-    def converted(t):
-        return tf.identity(t), lambda signal: convert(signal, t)
-
-    return converted(tensor)
-
-
 class Composite(BackwardRule):
     """Rules chosen per layer; see the module docstring. ``canonize``: fold BatchNorm into the layer before it.
 
@@ -332,12 +321,13 @@ class Composite(BackwardRule):
 
     def entering(self, x):
         """The model's input; in gradient x input form, its backward signal g leaves as relevance x * g."""
-        return _between_forms(x, lambda signal, t: signal * t) if self.attention else x
+        return _linked((x,), x, lambda signal: (signal * x,)) if self.attention else x
 
     def leaving(self, logits):
         """The logits; in gradient x input form, the relevance R arriving there goes on as R / logits."""
-        return _between_forms(logits, lambda relevance, t: relevance / stabilize(t, _INPUT_STABILIZER)) \
-            if self.attention else logits
+        if not self.attention:
+            return logits
+        return _linked((logits,), logits, lambda relevance: (relevance / stabilize(logits, _INPUT_STABILIZER),))
 
     @property
     def overrides(self):
