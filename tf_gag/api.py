@@ -17,6 +17,7 @@ from .methods.engine import Engine
 from .methods.registry import REGISTRY, build_parts, describe, option_defaults, resolve_method
 from .methods.reversed import check_reverse, reverse_maps
 from .model import ModelAdapter, resolve_model
+from .model.precision import check_device, check_precision
 from .reuse import RecentCache
 
 
@@ -53,6 +54,11 @@ class Explainer:
         single-device maps (`tf_gag.distribute`).
         Methods whose steps are chosen on the host (Guided IG, GGIG with
         ``ascent_steps`` > 0) cannot be distributed.
+      precision: the type the model computes in: ``"float32"``,
+        ``"bfloat16"`` or ``"float16"``; None (default): the adapter's, float32
+        for a model (a copy of a Keras or imported model;
+        images, gradients and everything after them stay float32; see
+        `tf_gag.model.precision` and the README for when it is safe and faster).
       **options: the method's options; `list_methods()` shows each method's
         options and defaults.
 
@@ -64,14 +70,19 @@ class Explainer:
 
     def __init__(self, model: ModelLike, method: MethodLike = None, *, batch_size: int = 32, seed: int = 0,
                  variant: Optional[str] = None, reverse: Optional[Tuple[float, float]] = None,
-                 strategy: Optional[tf.distribute.Strategy] = None, **options: Any):
+                 strategy: Optional[tf.distribute.Strategy] = None, precision: Optional[str] = None, **options: Any):
         method = method if method is not None else self.method
         if method is None:
             raise ValueError("method: expected a method name or a tf_gag.Method; see tf_gag.list_methods()")
         #: The method's registered name ("composed" for an unregistered `Method`) and its `Method`.
         self.name, self.composition = resolve_method(method)
         model = resolve_model(model)
-        self.adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
+        adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model)
+        self.strategy = check_strategy(strategy)
+        precision = adapter.precision if precision is None else check_precision(precision)
+        check_device(precision, self.strategy.extended.worker_devices if self.strategy else None)
+        #: The model as explained: in ``precision`` (`ModelAdapter.in_precision`).
+        self.adapter = adapter.in_precision(precision)
         self.batch_size = check_batch_size(batch_size)
         self.seed = check_seed(seed)
         self.variant = variant
@@ -87,8 +98,10 @@ class Explainer:
         if self.adapter.preprocessing is not None:
             black = self.adapter.preprocessing.to_model(0.0).numpy()
         self.parts = build_parts(self.composition, variant, self.options, black, self.name)
+        if precision != "float32" and not self.parts.rule.reduced_precision:
+            raise ValueError(f"precision: {self.name} ({self.parts.rule.name}) runs its relevance rules in float32 "
+                             f"only, on a float32 model; use precision='float32' for it, not {precision!r}")
         self._engine = Engine(self.adapter, self.parts)
-        self.strategy = check_strategy(strategy)
         if strategy is not None and self.adapter.other_inputs:
             raise ValueError("strategy: a model with inputs besides the image runs on one device; pass strategy=None")
         if strategy is not None and not self.runs_in_graph:
@@ -165,10 +178,12 @@ class Explainer:
         if not bad:
             return
         self.adapter.predict_logits(images, self.batch_size, warn=False, context=context)
+        hint = ("; in float16 a gradient above 65504 / its scale overflows: use precision='bfloat16'"
+                if self.adapter.precision == "float16" else "")
         raise ValueError(
             f"model: expected finite gradients, got NaN or Inf attributions for image(s) {bad}; its outputs on the "
             f"images are finite, so its gradients are not, or its outputs on the inputs {self.name} derives "
-            "from them (noisy copies, path points) are not"
+            f"from them (noisy copies, path points) are not{hint}"
         )
 
     def explain(self, images: ImagesLike, targets: TargetsLike = None, *, inputs: OtherInputs = None,
@@ -269,7 +284,8 @@ def explainer_for(model, method, **settings):
 def explain(model: ModelLike, images: ImagesLike, method: MethodLike = "guided_absolute_grad",
             targets: TargetsLike = None, *, inputs: OtherInputs = None, batch_size: int = 32, seed: int = 0,
             variant: Optional[str] = None, reverse: Optional[Tuple[float, float]] = None,
-            strategy: Optional[tf.distribute.Strategy] = None, **method_options: Any) -> np.ndarray:
+            strategy: Optional[tf.distribute.Strategy] = None, precision: Optional[str] = None,
+            **method_options: Any) -> np.ndarray:
     """Saliency maps for a batch of images in one call.
 
     Returns float32 (N, H, W) maps in [0, 1]. ``images`` is an (N, H, W, C)
@@ -281,21 +297,24 @@ def explain(model: ModelLike, images: ImagesLike, method: MethodLike = "guided_a
     Keras model, one row per image ({name: array}; the image input is its
     only 4-D one, or ``ModelAdapter(model, image_input=...)``); they are held
     fixed while the image is explained. ``strategy``: a
-    `tf.distribute.Strategy` to split each batch across. See `Explainer` for
-    the rest.
+    `tf.distribute.Strategy` to split each batch across. ``precision``: the
+    type the model computes in ("float32", "bfloat16", "float16"). See
+    `Explainer` for the rest.
     """
     explainer = explainer_for(
         model, method, batch_size=batch_size, seed=seed, variant=variant, reverse=reverse, strategy=strategy,
-        **method_options
+        precision=precision, **method_options
     )
     return explainer.explain(images, targets, inputs=inputs)
 
 
 def attributions(model: ModelLike, images: ImagesLike, method: MethodLike = "guided_absolute_grad",
                  targets: TargetsLike = None, *, inputs: OtherInputs = None, batch_size: int = 32, seed: int = 0,
-                 variant: Optional[str] = None, **method_options: Any) -> np.ndarray:
-    """Raw (N, H, W, C) attributions, before channel reduction and normalisation (``inputs`` as for `explain`)."""
-    explainer = explainer_for(model, method, batch_size=batch_size, seed=seed, variant=variant, **method_options)
+                 variant: Optional[str] = None, precision: Optional[str] = None, **method_options: Any) -> np.ndarray:
+    """Raw (N, H, W, C) attributions, before channel reduction and normalisation (``inputs``, ``precision`` as
+    for `explain`)."""
+    explainer = explainer_for(model, method, batch_size=batch_size, seed=seed, variant=variant, precision=precision,
+                              **method_options)
     return explainer.attributions(images, targets, inputs=inputs)
 
 

@@ -10,6 +10,7 @@ from ..io.inputs import check_batch_size, check_seed
 from ..metrics import named
 from ..model import load_model
 from ..model.loading import fingerprint
+from ..model.precision import check_device, check_precision
 from . import plan as planning
 from . import tables as tabulate
 from .data import batch_count, open_data
@@ -17,12 +18,13 @@ from .figures import benchmark_figures
 from .store import Store
 
 #: The layout of the stored files; part of the settings, so a run stored in another layout is not resumed.
-#: 2: the settings hold the model's content hash (``model_sha256``); 3: each batch file has a SHA-256 sidecar.
-FORMAT = 3
+#: 2: the settings hold the model's content hash (``model_sha256``); 3: each batch file has a SHA-256 sidecar;
+#: 4: the settings hold the precision the model computes in.
+FORMAT = 4
 
 
-def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planning.METRICS, resume=False,
-        progress=True):
+def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planning.METRICS, precision="float32",
+        resume=False, progress=True):
     """Tables 1-3 of the paper for ``model`` on the images of ``data``, written to ``out``; returns the tables.
 
     Args:
@@ -39,6 +41,8 @@ def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planni
         comma-separated string; default all); the tables keep the rows they fill.
       metrics: named metrics, the tables' columns (default the paper's five;
         the mask metrics need masks in ``data``).
+      precision: the type the model computes in for the maps and the metrics
+        (``"float32"``, ``"bfloat16"``, ``"float16"``; see `tf_gag.Explainer`).
       resume: continue the run in ``out``: batches already stored are not
         computed again.
       progress: a progress bar per unit (tqdm).
@@ -59,7 +63,8 @@ def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planni
     if not isinstance(model, str):
         raise TypeError(f"model: expected a path or zoo name (recorded for resuming), got {type(model).__name__}")
     store = Store(out, resume)  # a non-empty out folder is refused before anything slow
-    adapter = load_model(model)
+    check_device(check_precision(precision))
+    adapter = load_model(model).in_precision(precision)
     source = open_data(data, adapter)
     mask_metrics = [m.name for m in metrics if m.needs_masks]
     if mask_metrics and not source.has_masks:
@@ -69,7 +74,8 @@ def run(data, model, out, *, batch_size=32, seed=0, methods=None, metrics=planni
     settings = {"format": FORMAT, "data": os.path.abspath(data),
                 "model": os.path.abspath(model) if os.path.exists(model) else model,
                 "model_sha256": fingerprint(model), "batch_size": batch_size,
-                "seed": seed, "methods": chosen, "metrics": [m.name for m in metrics], "images": source.count}
+                "seed": seed, "precision": precision, "methods": chosen, "metrics": [m.name for m in metrics],
+                "images": source.count}
     store.begin(settings)
     units, batches = planning.plan(chosen), batch_count(source.count, batch_size)
     for number, unit in enumerate(units, start=1):

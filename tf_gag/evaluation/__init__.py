@@ -21,6 +21,7 @@ from ..methods.method import Method
 from ..metrics import named
 from ..metrics.reveal import RevealScorer
 from ..model import ModelAdapter, Preprocessing, resolve_model
+from ..model.precision import check_device, check_precision
 from ..reuse import RecentCache
 from .result import EvaluationResult, Scores
 from .scoring import Scoring
@@ -58,7 +59,7 @@ def evaluate(model: ModelLike, images: ImagesLike, maps_or_method: Any = "guided
              metrics: Union[str, Any, Sequence[Any]] = ("rcap", "dauc", "iauc"), *, inputs: OtherInputs = None,
              batch_size: int = 32, preprocessing: Optional[Preprocessing] = None, seed: int = 0,
              method_options: Optional[Dict[str, Any]] = None, strategy: Optional[Any] = None,
-             on_progress: Progress = None, **moved: Any) -> EvaluationResult:
+             precision: Optional[str] = None, on_progress: Progress = None, **moved: Any) -> EvaluationResult:
     """Score saliency maps of ``images`` with the paper's metrics.
 
     Args:
@@ -89,6 +90,10 @@ def evaluate(model: ModelLike, images: ImagesLike, maps_or_method: Any = "guided
         none is known, inputs are taken to be pixels and black is 0.
       strategy: a `tf.distribute.Strategy`; the maps and the metrics' model
         calls of every batch are split across its replicas.
+      precision: the type the model computes in, for the maps and the
+        metrics' model calls: ``"float32"``, ``"bfloat16"`` or ``"float16"``
+        (`tf_gag.Explainer`); None (default): an Explainer's, else float32.
+        The metrics' own arithmetic (probabilities, curves, areas) is float32.
       on_progress: called with the number of images finished after each batch.
 
     The metric options evaluate took before (``lower_bound=``,
@@ -124,15 +129,20 @@ def evaluate(model: ModelLike, images: ImagesLike, maps_or_method: Any = "guided
     explainer = None
     if isinstance(maps_or_method, Explainer):
         explainer = maps_or_method
+        if precision is not None and check_precision(precision) != explainer.adapter.precision:
+            raise ValueError(f"precision: the Explainer's model computes in {explainer.adapter.precision}; pass "
+                             f"precision=None (or {explainer.adapter.precision!r}), or an Explainer made with "
+                             f"precision={precision!r}")
     elif by_method:
         explainer = explainer_for(model, maps_or_method, batch_size=batch_size, seed=seed, strategy=strategy,
-                                  **(method_options or {}))
+                                  precision=precision, **(method_options or {}))
     if explainer is not None:
         adapter = explainer.adapter
-    elif isinstance(model, ModelAdapter):
-        adapter = model
     else:
-        adapter = _ADAPTERS.get(model, {}, lambda: ModelAdapter(model))
+        adapter = model if isinstance(model, ModelAdapter) else _ADAPTERS.get(model, {}, lambda: ModelAdapter(model))
+        if precision is not None:
+            check_device(check_precision(precision), strategy.extended.worker_devices if strategy else None)
+            adapter = adapter.in_precision(precision)
     scorer = _SCORERS.get(adapter, {"strategy": strategy}, lambda: RevealScorer(adapter, strategy))
 
     streamed = data.is_dataset(images)

@@ -305,6 +305,9 @@ class Composite(BackwardRule):
     options = {}
     nonlinearities = ()
     per_layer = True
+    #: Its rules rebuild each layer's linear map from the float32 weights and fold BatchNorm statistics into them:
+    #: float32 arithmetic, which a layer's bfloat16 or float16 inputs do not mix with.
+    reduced_precision = False
 
     def __init__(self, layer_map, first_map=(), canonize=True, attention=None):
         self.layer_map = _pairs("layer_map", layer_map)

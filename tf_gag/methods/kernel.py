@@ -8,6 +8,7 @@ gradient overrides. Call it while a ``tf.function`` traces.
 """
 import tensorflow as tf
 
+from ..model.precision import gradient_scale
 from .jobs import Gradients, Jobs, class_scores
 from .rules import Plain
 from .sources import BoundInput
@@ -23,7 +24,9 @@ def chunk_gradients(adapter, rule, source, jobs):
     Scores are summed over the chunk before differentiating; the model runs in
     inference mode, so input i only influences score i and one backward pass
     serves the whole chunk. Each job's objective, target logit and target
-    probability come back beside its gradient.
+    probability come back beside its gradient. A model in reduced precision
+    (`tf_gag.model.precision`) is differentiated with its gradient scale, and
+    its gradients (and a captured layer's activations) come back in float32.
     """
     if source.capture is None:
         logits, captured = adapter.forward(jobs.inputs, rule=rule, context=jobs.context), None
@@ -31,7 +34,12 @@ def chunk_gradients(adapter, rule, source, jobs):
         logits, captured = adapter.forward(jobs.inputs, rule=rule, capture=source.capture, context=jobs.context)
     wrt = source.wrt(jobs.inputs, captured)
     scores = class_scores(logits, jobs.targets, jobs.objective)
-    (grads,) = tf.gradients(tf.reduce_sum(scores), [wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    scale = gradient_scale(adapter.precision)
+    total = tf.reduce_sum(scores) if scale == 1 else tf.reduce_sum(scores) * scale
+    (grads,) = tf.gradients(total, [wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    grads, wrt = tf.cast(grads, tf.float32), tf.cast(wrt, tf.float32)  # a reduced-precision layer's are not
+    if scale != 1:
+        grads = grads / scale
     logit = class_scores(logits, jobs.targets)
     probability = class_scores(tf.nn.softmax(logits, axis=-1), jobs.targets)
     return Gradients(grads, wrt, scores, logit, probability)

@@ -65,6 +65,8 @@ class BackwardRule(Part):
     nonlinearities = ("Relu", "Relu6")
     #: Whether the rule is chosen per layer (a composite), so it needs the model's layers or flat graph.
     per_layer = False
+    #: Whether the rule runs on a model computing in bfloat16 or float16 (`tf_gag.model.precision`).
+    reduced_precision = True
 
     @contextlib.contextmanager
     def traced(self, layers=None, flat=False):

@@ -31,6 +31,7 @@ from ..errors import ModelOutputError
 from ..io.checks import check_finite_array, rows_where
 from ..reuse import PerKey
 from .backends import backend_for
+from .precision import check_precision
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,28 @@ class ModelAdapter:
         self.metadata = dict(metadata or {})
         self._checked_outputs = output != "auto"
         self._predict = PerKey(self._compile_predict)
+        self._copies = PerKey(lambda precision: self.backend.in_precision(self, precision))
         #: How this kind of model runs (`tf_gag.model.backends`).
         self.backend = backend_for(model, self.metadata, image_input)
+        #: The type the model computes in (`tf_gag.model.precision`); `in_precision` makes copies in another.
+        self.precision = "float32"
+
+    def in_precision(self, precision):
+        """This model computing in ``precision`` ("float32", "bfloat16", "float16"): itself, or a copy.
+
+        The copy (`tf_gag.model.copies`: a Keras clone with a mixed policy,
+        or an imported model's flat graph in that type) is made once per
+        precision and kept; the model itself is never changed. Inputs,
+        logits and gradients stay float32 (`tf_gag.model.precision`). A
+        SavedModel or plain callable is refused: its functions fix their types.
+        """
+        check_precision(precision)
+        if precision == self.precision:
+            return self
+        if self.precision != "float32":
+            raise ValueError(f"precision: this adapter is already a {self.precision} copy; ask the float32 model "
+                             f"for precision={precision!r}")
+        return self._copies.get(precision)
 
     @property
     def image_input(self):

@@ -232,6 +232,13 @@ class Backend:
             "one imported with tf_gag.load_model (they re-draw the weights of a copy, never of the model itself)"
         )
 
+    def in_precision(self, adapter, precision):
+        """An adapter of a copy of the model computing in ``precision``; see `tf_gag.model.copies`."""
+        raise ValueError(
+            f"precision: a {self.name} model computes in the types its own functions fix, so tf_gag cannot run it in "
+            f"{precision}; pass a Keras model or one imported with tf_gag.load_model, or precision='float32'"
+        )
+
 
 class _TracedBackend(Backend):
     """A model whose forward pass is traced op by op into tf_gag's graph (rules reach its ReLUs directly)."""
@@ -260,6 +267,8 @@ class _TracedBackend(Backend):
         _check_output(outputs, x)
         logits = _logits_before_softmax(outputs) if output == "auto" else None
         logits = outputs if logits is None else tf.cast(logits, outputs.dtype)
+        if logits.dtype in (tf.bfloat16, tf.float16):  # a model in reduced precision: its logits in float32
+            logits = tf.cast(logits, tf.float32)
         if rule is not None:
             logits = rule.leaving(logits)
         if capture is not None and not captured:
@@ -334,6 +343,11 @@ class KerasBackend(_TracedBackend):
 
         return keras_copy(adapter)
 
+    def in_precision(self, adapter, precision):
+        from .copies import keras_in_precision  # copies builds adapters, which import this module
+
+        return keras_in_precision(adapter, precision)
+
 
 class ImportedBackend(Backend):
     """A model imported through ONNX (``features``, ``head`` and ``logits`` functions; the flat graph beside).
@@ -401,6 +415,11 @@ class ImportedBackend(Backend):
         from .copies import imported_copy  # copies builds adapters, which import this module
 
         return imported_copy(adapter)
+
+    def in_precision(self, adapter, precision):
+        from .copies import imported_in_precision  # copies builds adapters, which import this module
+
+        return imported_in_precision(adapter, precision)
 
 
 class CallableBackend(_TracedBackend):

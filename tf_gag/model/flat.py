@@ -7,6 +7,9 @@ ReLU gradients (`tf_gag.methods.rules`) and Grad-CAM read its feature tensor
 in the same forward pass. A copy with its own weights (`with_variables`) maps
 each weight constant to a ``tf.Variable`` when importing, so the sanity checks
 can re-draw weights without re-tracing and without touching the original.
+A copy in reduced precision (`in_dtype`) imports the same graph with every
+float32 tensor in bfloat16 or float16: its input cast from float32, its
+outputs cast back.
 """
 import threading
 
@@ -41,9 +44,12 @@ class FlatGraph:
         conversion did not record it (converted before format 3).
       variables: {weight constant's node name: tf.Variable} that replace those
         constants when the graph is imported (a copy's own weights).
+      dtype: the type the graph computes in (float32, bfloat16 or float16):
+        the imported graph is `graph_def` with its float32 tensors in that type.
     """
 
-    def __init__(self, *, input, output, feature=None, path=None, graph_def=None, variables=None):
+    def __init__(self, *, input, output, feature=None, path=None, graph_def=None, variables=None,
+                 dtype=tf.float32):
         if (path is None) == (graph_def is None):
             raise ValueError("FlatGraph: expected exactly one of path or graph_def")
         self.input, self.output, self.feature = input, output, feature
@@ -51,6 +57,8 @@ class FlatGraph:
         self._graph_def = graph_def
         self._lock = threading.Lock()
         self.variables = dict(variables or {})
+        self.dtype = tf.as_dtype(dtype)
+        self._computing = None
 
     @classmethod
     def from_metadata(cls, frozen):
@@ -71,17 +79,37 @@ class FlatGraph:
             return self._graph_def
 
     def __call__(self, x, *, feature=False):
-        """Import the graph with ``x`` as its input: [logits] or, with ``feature``, [logits, feature map]."""
+        """Import the graph with ``x`` as its input: [logits] or, with ``feature``, [logits, feature map].
+
+        ``x`` is float32, the logits are float32; the feature map is in the graph's `dtype`.
+        """
         if feature and self.feature is None:
             raise ValueError(
                 "model: this imported model's flat graph does not name its Grad-CAM feature tensor (converted "
                 "before format 3); convert the ONNX file again (tf_gag.load_model does so for its cache)"
             )
-        input_map = {self.input: x}
-        input_map.update({f"{name}:0": tf.convert_to_tensor(v) for name, v in self.variables.items()})
+        input_map = {self.input: tf.cast(x, self.dtype)}
+        input_map.update({f"{name}:0": tf.cast(v, self.dtype) for name, v in self.variables.items()})
         returns = [self.output] + ([self.feature] if feature else [])
-        return tf.graph_util.import_graph_def(self.graph_def, input_map=input_map, return_elements=returns,
-                                              name="imported")
+        outputs = tf.graph_util.import_graph_def(self._computed_def(), input_map=input_map, return_elements=returns,
+                                                 name="imported")
+        # The logits in float32; a feature map stays the tensor the logits depend on (differentiated, then cast).
+        return [tf.cast(outputs[0], tf.float32)] + outputs[1:]
+
+    def _computed_def(self):
+        """The GraphDef that is imported: `graph_def`, with its float32 tensors in `dtype` (built once)."""
+        if self.dtype == tf.float32:
+            return self.graph_def
+        source = self.graph_def
+        with self._lock:
+            if self._computing is None:
+                self._computing = _in_dtype(source, self.dtype)
+            return self._computing
+
+    def in_dtype(self, dtype):
+        """A copy of this graph that computes in ``dtype`` (same weights, variables, input and outputs)."""
+        return FlatGraph(input=self.input, output=self.output, feature=self.feature, graph_def=self.graph_def,
+                         variables=self.variables, dtype=dtype)
 
     # ----- weights (sanity checks) --------------------------------------------
 
@@ -143,4 +171,25 @@ class FlatGraph:
         names = [name for _, group in self.weight_layers() for name in group]
         variables = {name: tf.Variable(self.constant(name), trainable=False, name="weight") for name in names}
         return FlatGraph(input=self.input, output=self.output, feature=self.feature, graph_def=self.graph_def,
-                         variables=variables)
+                         variables=variables, dtype=self.dtype)
+
+
+def _in_dtype(graph_def, dtype):
+    """``graph_def`` with every float32 type attribute (``T``, ``dtype``, ``DstT``, ...) and constant in ``dtype``.
+
+    Ops keep their structure; float32 constants are rounded to ``dtype``. An
+    op that has no kernel in ``dtype`` fails when the graph first runs.
+    """
+    converted = tf.compat.v1.GraphDef()
+    converted.CopyFrom(graph_def)
+    float32, target = tf.float32.as_datatype_enum, dtype.as_datatype_enum
+    for node in converted.node:
+        if node.op == "Const" and node.attr["dtype"].type == float32:
+            value = tf.make_ndarray(node.attr["value"].tensor).astype(dtype.as_numpy_dtype)
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value, dtype=dtype))
+        for attr in node.attr.values():
+            if attr.type == float32:
+                attr.type = target
+            elif attr.HasField("list") and float32 in attr.list.type:
+                attr.list.type[:] = [target if t == float32 else t for t in attr.list.type]
+    return converted

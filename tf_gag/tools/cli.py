@@ -29,6 +29,7 @@ import sys
 
 from ..benchmark.plan import METRICS
 from ..io.files import write_atomic, write_bytes
+from ..model.precision import PRECISIONS
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
                ImportError)
@@ -62,6 +63,12 @@ def _levels(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _precision_argument(parser):
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="the type the model computes in (default float32; the README says when bfloat16 is safe "
+                             "and faster)")
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="tf-gag", description="Gradient saliency maps (Guided AbsoluteGrad, ...) "
                                      "and their RCAP / Deletion / Insertion scores for image classifiers.")
@@ -80,6 +87,7 @@ def _parser():
             sub.add_argument("--method", default="guided_absolute_grad", help="see `tf-gag methods` (default: GAG)")
             sub.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
                              help="a method option, e.g. --option n_samples=50 (repeatable)")
+            _precision_argument(sub)
         sub.add_argument("--targets", type=int, nargs="+", help="class ids, one per image or one for all "
                          "(default: each image's top class)")
         sub.add_argument("--out", required=True, help="output folder (created if missing)")
@@ -123,6 +131,7 @@ def _parser():
     benchmark.add_argument("--batch-size", type=int, default=32, help="images per stored batch and forward+backward "
                            "passes per call (default 32)")
     benchmark.add_argument("--seed", type=int, default=0)
+    _precision_argument(benchmark)
     benchmark.add_argument("--resume", action="store_true", help="continue the run in --out (same settings): the "
                            "batches it stored are not computed again")
     benchmark.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -140,6 +149,7 @@ def _parser():
     export.add_argument("--method", default="guided_absolute_grad")
     export.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE")
     export.add_argument("--seed", type=int, default=0)
+    _precision_argument(export)
     export.add_argument("--overwrite", action="store_true", help="replace an existing folder")
 
     methods = commands.add_parser("methods", help="List the methods, their aliases and options.",
@@ -206,7 +216,8 @@ def _explain(args):
 
     out = _output_folder(args.out)
     model, pixels, images, names, targets = _load_images(args)
-    explainer = tf_gag.Explainer(model, args.method, batch_size=args.batch_size, seed=args.seed, **dict(args.option))
+    explainer = tf_gag.Explainer(model, args.method, batch_size=args.batch_size, seed=args.seed,
+                                 precision=args.precision, **dict(args.option))
     with tqdm(total=len(images) * explainer.passes_per_image, unit="pass", desc=explainer.name,
               disable=args.quiet) as bar:
         maps = explainer.explain(images, targets, on_progress=bar.update)
@@ -227,9 +238,10 @@ def _evaluate(args):
     with tqdm(total=len(images), unit="image", desc="evaluate", disable=args.quiet) as bar:
         result = tf_gag.evaluate(model, images, args.method, targets, metrics=args.metrics,
                                  batch_size=args.batch_size, seed=args.seed, method_options=dict(args.option),
-                                 on_progress=bar.update)
+                                 precision=args.precision, on_progress=bar.update)
     print(result.table())
-    report = {"model": args.model, "method": args.method, "images": names, **result.to_dict()}
+    report = {"model": args.model, "method": args.method, "precision": args.precision, "images": names,
+              **result.to_dict()}
     write_bytes(os.path.join(out, "metrics.json"), json.dumps(report, indent=1).encode())
     header = ["image", "target", *result.scores]
     lines = [",".join(header)] + [
@@ -267,8 +279,8 @@ def _benchmark(args):
     from tf_gag.benchmark.tables import markdown
 
     tables = tf_gag.benchmark.run(args.data, args.model, args.out, batch_size=args.batch_size, seed=args.seed,
-                                  methods=args.methods, metrics=args.metrics, resume=args.resume,
-                                  progress=not args.quiet)
+                                  methods=args.methods, metrics=args.metrics, precision=args.precision,
+                                  resume=args.resume, progress=not args.quiet)
     print(markdown(tables))
     print(f"wrote tables.md, tables.json and the tables' plots (.png) to {os.path.abspath(args.out)}")
 
@@ -289,7 +301,7 @@ def _export(args):
     import tf_gag
 
     path = tf_gag.export_saved_model(args.model, args.path, args.method, overwrite=args.overwrite, seed=args.seed,
-                                     **dict(args.option))
+                                     precision=args.precision, **dict(args.option))
     print(f"wrote {path} (signatures serving_default, predict_bytes, explain, explain_bytes, explain_class)")
 
 

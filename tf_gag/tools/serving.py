@@ -129,7 +129,7 @@ class _ServingModule(tf.Module):
 
 def export_saved_model(model: ModelLike, path: PathLike, method: MethodLike = "guided_absolute_grad", *,
                        overwrite: bool = False, class_names: Optional[Sequence[str]] = None, seed: int = 0,
-                       variant: Optional[str] = None, **method_options: Any) -> str:
+                       variant: Optional[str] = None, precision: Optional[str] = None, **method_options: Any) -> str:
     """Write a SavedModel for TF Serving with prediction and saliency signatures (see the module docstring).
 
     Args:
@@ -145,6 +145,10 @@ def export_saved_model(model: ModelLike, path: PathLike, method: MethodLike = "g
         steps) and reversed maps cannot be exported.
       class_names: output names for ``class_names`` (default: the model's, if known).
       seed: the stateless seed of the in-graph noise.
+      precision: the type the model computes in, for predictions and saliency
+        (``"float32"``, ``"bfloat16"``, ``"float16"``; see `tf_gag.Explainer`):
+        the exported graph holds the model in that type, its inputs and outputs
+        stay float32.
       method_options may include ``batch_size`` (default 32): the graph runs
       a request in the groups and chunks `tf_gag.explain` runs with it, so its
       maps are bit-identical to explain's with the same seed and batch_size.
@@ -153,7 +157,7 @@ def export_saved_model(model: ModelLike, path: PathLike, method: MethodLike = "g
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"path: {path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    explainer = Explainer(model, method, seed=seed, variant=variant, **method_options)
+    explainer = Explainer(model, method, seed=seed, variant=variant, precision=precision, **method_options)
     _check_exportable(explainer)
     names = class_names if class_names is not None else explainer.adapter.classes
     module = _ServingModule(explainer, names)
