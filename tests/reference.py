@@ -184,3 +184,38 @@ def small_mobilenet(size=64, classes=10, seed=0):
             layer.set_weights([rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.2, channels),
                                rng.normal(0, 0.2, channels), rng.uniform(0.5, 1.5, channels)])
     return model
+
+
+#: The README's per-image bounds on the Spearman correlation of a reduced-precision map with the float32 map.
+REDUCED_PRECISION_BOUNDS = {"bfloat16": 0.9, "float16": 0.97}
+
+
+def spearman(a, b):
+    """Spearman's rho of two maps: Pearson's of their average ranks (ties share their mean rank)."""
+    def ranks(values):
+        values = values.ravel().astype(np.float64)
+        order = np.argsort(values, kind="stable")
+        ranked = np.empty(len(values))
+        ranked[order] = np.arange(len(values))
+        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+        sums = np.bincount(inverse, ranked)
+        return sums[inverse] / counts[inverse]
+
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def assert_reduced_maps_within_bounds(model, images, methods):
+    """Each of ``methods``' maps in each reduced precision is within `REDUCED_PRECISION_BOUNDS` of its float32 map,
+    per image, and differs from it (it did run in reduced precision)."""
+    import tf_gag
+
+    for method in methods:
+        reference = tf_gag.explain(model, images, method, batch_size=20)
+        for precision, bound in REDUCED_PRECISION_BOUNDS.items():
+            maps = tf_gag.explain(model, images, method, batch_size=20, precision=precision)
+            # A constant float32 map (a Grad-CAM with no positive evidence: all zeros) has no ranks: the reduced one
+            # must be constant too.
+            assert all(np.ptp(m) == 0 for m, r in zip(maps, reference) if np.ptp(r) == 0), (method, precision)
+            rhos = [spearman(m, r) for m, r in zip(maps, reference) if np.ptp(r) > 0]
+            assert min(rhos) >= bound, (method, precision, rhos)
+            assert not np.array_equal(maps, reference), (method, precision)

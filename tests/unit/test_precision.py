@@ -41,6 +41,7 @@ def images():
     return np.random.default_rng(1).normal(size=(2, 4, 4, 1)).astype(np.float32)
 
 
+@pytest.mark.kernels
 def test_the_gradient_is_the_kernel_rounded_to_the_precision(weights, images):
     model = linear_model(weights)
     for precision, rounded in (("float32", weights), ("bfloat16", to_bfloat16(weights)),
@@ -51,6 +52,7 @@ def test_the_gradient_is_the_kernel_rounded_to_the_precision(weights, images):
     assert not np.array_equal(to_bfloat16(weights), weights)  # the rounding is visible, so bfloat16 ran
 
 
+@pytest.mark.kernels
 def test_float16_scales_gradients_that_would_underflow(images):
     """Two Dense layers with weights near 1e-3 (normal float16 numbers): the input gradient, a product of two,
     is near 4e-6, a float16 subnormal (spacing 6e-8) that unscaled would keep a few bits. Scaled by 1024 it is
