@@ -124,6 +124,28 @@ def seeded(cls):
     return net.eval()
 
 
+def run_in_threads(jobs, repeats=3):
+    """Run each (key, fn) of ``jobs`` in a thread of its own, ``repeats`` times, all threads at once; returns every
+    (key, fn()) result and fails with the errors if any call raised."""
+    results, errors = [], []
+
+    def run(key, fn):
+        try:
+            for _ in range(repeats):
+                results.append((key, fn()))
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(results) == repeats * len(jobs)
+    return results
+
+
 def assert_threads_see_plain_layers(model, images, targets, method):
     """One thread explains ``model`` by ``method`` (a rule chosen per layer) while two take its plain gradients:
     every thread's maps are its single-threaded ones, bit for bit, and the model's weights and layers are as
@@ -134,23 +156,8 @@ def assert_threads_see_plain_layers(model, images, targets, method):
     calls = {layer.name: "call" in vars(layer) for layer in model.layers}
     expected = {"plain": tf_gag.attributions(model, images, "vanilla_gradient", targets),
                 "rule": tf_gag.attributions(model, images, method, targets)}
-    results, errors = [], []
-
-    def run(key, name):
-        try:
-            for _ in range(3):
-                results.append((key, tf_gag.attributions(model, images, name, targets)))
-        except Exception as error:  # reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=("plain", "vanilla_gradient")) for _ in range(2)]
-    threads.append(threading.Thread(target=run, args=("rule", method)))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    assert len(results) == 9
+    results = run_in_threads([("plain", lambda: tf_gag.attributions(model, images, "vanilla_gradient", targets))] * 2
+                             + [("rule", lambda: tf_gag.attributions(model, images, method, targets))])
     for key, got in results:
         np.testing.assert_array_equal(got, expected[key])
     for w, before in zip(model.get_weights(), weights):

@@ -1,6 +1,5 @@
 """``precision=``: closed forms of the reduced-precision gradient, the float16 gradient scale, the refusals, and
 that the user's model is never changed (also not while other threads explain it in float32)."""
-import threading
 import warnings
 
 import keras
@@ -9,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tf_gag
+from tests.reference import run_in_threads, small_mobilenet
 from tf_gag.model import precision as precision_module
 
 pytestmark = pytest.mark.filterwarnings("ignore:precision:UserWarning")
@@ -139,30 +139,14 @@ def test_a_device_without_native_arithmetic_warns(monkeypatch, weights):
 
 
 def test_threads_explaining_in_float32_see_float32_while_another_explains_in_bfloat16(images):
-    from tests.reference import small_mobilenet
-
     model = small_mobilenet(size=32)
     batch = np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype(np.float32)
     expected = {p: tf_gag.attributions(model, batch, "vanilla_gradient", 1, precision=p)
                 for p in ("float32", "bfloat16")}
     assert not np.array_equal(expected["float32"], expected["bfloat16"])
-    results, errors = [], []
-
-    def run(precision):
-        try:
-            for _ in range(3):
-                explainer = tf_gag.Explainer(model, "vanilla_gradient", precision=precision)  # a fresh trace each
-                results.append((precision, explainer.attributions(batch, 1)))
-        except Exception as error:  # reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in ("float32", "bfloat16", "float32")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    assert len(results) == 9
+    jobs = [(p, lambda p=p: tf_gag.Explainer(model, "vanilla_gradient", precision=p).attributions(batch, 1))
+            for p in ("float32", "bfloat16", "float32")]  # a fresh explainer, copy and trace each call
+    results = run_in_threads(jobs)
     for precision, got in results:
         np.testing.assert_array_equal(got, expected[precision], err_msg=precision)
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
