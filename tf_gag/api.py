@@ -12,7 +12,7 @@ from .io.checks import rows_where
 from .io.collect import Collector, run_batches
 from .io.inputs import as_image_batch, check_batch_size, check_seed
 from .io.targets import resolve_targets
-from .io.types import ImagesLike, MethodLike, ModelLike, OtherInputs, Progress, TargetsLike
+from .io.types import ImagesLike, MethodLike, ModelLike, OtherInputs, PrecisionLike, Progress, TargetsLike
 from .methods.engine import Engine
 from .methods.registry import REGISTRY, build_parts, describe, option_defaults, resolve_method
 from .methods.reversed import check_reverse, reverse_maps
@@ -70,7 +70,7 @@ class Explainer:
 
     def __init__(self, model: ModelLike, method: MethodLike = None, *, batch_size: int = 32, seed: int = 0,
                  variant: Optional[str] = None, reverse: Optional[Tuple[float, float]] = None,
-                 strategy: Optional[tf.distribute.Strategy] = None, precision: Optional[str] = None, **options: Any):
+                 strategy: Optional[tf.distribute.Strategy] = None, precision: PrecisionLike = None, **options: Any):
         method = method if method is not None else self.method
         if method is None:
             raise ValueError("method: expected a method name or a tf_gag.Method; see tf_gag.list_methods()")
@@ -284,7 +284,7 @@ def explainer_for(model, method, **settings):
 def explain(model: ModelLike, images: ImagesLike, method: MethodLike = "guided_absolute_grad",
             targets: TargetsLike = None, *, inputs: OtherInputs = None, batch_size: int = 32, seed: int = 0,
             variant: Optional[str] = None, reverse: Optional[Tuple[float, float]] = None,
-            strategy: Optional[tf.distribute.Strategy] = None, precision: Optional[str] = None,
+            strategy: Optional[tf.distribute.Strategy] = None, precision: PrecisionLike = None,
             **method_options: Any) -> np.ndarray:
     """Saliency maps for a batch of images in one call.
 
@@ -310,7 +310,7 @@ def explain(model: ModelLike, images: ImagesLike, method: MethodLike = "guided_a
 
 def attributions(model: ModelLike, images: ImagesLike, method: MethodLike = "guided_absolute_grad",
                  targets: TargetsLike = None, *, inputs: OtherInputs = None, batch_size: int = 32, seed: int = 0,
-                 variant: Optional[str] = None, precision: Optional[str] = None, **method_options: Any) -> np.ndarray:
+                 variant: Optional[str] = None, precision: PrecisionLike = None, **method_options: Any) -> np.ndarray:
     """Raw (N, H, W, C) attributions, before channel reduction and normalisation (``inputs``, ``precision`` as
     for `explain`)."""
     explainer = explainer_for(model, method, batch_size=batch_size, seed=seed, variant=variant, precision=precision,

@@ -16,7 +16,7 @@ from ..io import data
 from ..io.collect import run_batches
 from ..io.inputs import as_image_batch, as_map_batch, as_mask_batch, check_batch_size, check_seed
 from ..io.targets import resolve_targets
-from ..io.types import ImagesLike, ModelLike, OtherInputs, Progress, TargetsLike
+from ..io.types import ImagesLike, ModelLike, OtherInputs, PrecisionLike, Progress, TargetsLike
 from ..methods.method import Method
 from ..metrics import named
 from ..metrics.reveal import RevealScorer
@@ -59,7 +59,7 @@ def evaluate(model: ModelLike, images: ImagesLike, maps_or_method: Any = "guided
              metrics: Union[str, Any, Sequence[Any]] = ("rcap", "dauc", "iauc"), *, inputs: OtherInputs = None,
              batch_size: int = 32, preprocessing: Optional[Preprocessing] = None, seed: int = 0,
              method_options: Optional[Dict[str, Any]] = None, strategy: Optional[Any] = None,
-             precision: Optional[str] = None, on_progress: Progress = None, **moved: Any) -> EvaluationResult:
+             precision: PrecisionLike = None, on_progress: Progress = None, **moved: Any) -> EvaluationResult:
     """Score saliency maps of ``images`` with the paper's metrics.
 
     Args:

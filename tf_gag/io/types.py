@@ -25,3 +25,7 @@ Progress = Optional[Callable[[int], None]]
 #: A multi-input model's other inputs: {input name: (N, ...) array}, or the array when there is one.
 OtherInputs = Optional[Union[Mapping[str, Any], np.ndarray]]
 
+#: The types a model can compute in (``precision=``), float32 first (the default); see `tf_gag.model.precision`.
+PRECISIONS = ("float32", "bfloat16", "float16")
+#: One of `PRECISIONS`, or None for the model's own (float32 unless it is already a reduced copy).
+PrecisionLike = Optional[str]

@@ -32,8 +32,8 @@ import warnings
 
 import tensorflow as tf
 
-#: The precisions a model can compute in, float32 first (the default).
-PRECISIONS = ("float32", "bfloat16", "float16")
+from ..io.types import PRECISIONS
+
 #: float16's static loss scale: target scores are multiplied by it before differentiating.
 GRADIENT_SCALE = 1024.0
 #: CPU flags that mean native bfloat16 arithmetic (Linux /proc/cpuinfo names).

@@ -29,7 +29,7 @@ import sys
 
 from ..benchmark.plan import METRICS
 from ..io.files import write_atomic, write_bytes
-from ..model.precision import PRECISIONS
+from ..io.types import PRECISIONS
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
                ImportError)

@@ -33,7 +33,7 @@ import tensorflow as tf
 from .. import ops
 from ..api import Explainer
 from ..io import imageio
-from ..io.types import MethodLike, ModelLike, PathLike
+from ..io.types import MethodLike, ModelLike, PathLike, PrecisionLike
 
 
 def _check_exportable(explainer):
@@ -129,7 +129,7 @@ class _ServingModule(tf.Module):
 
 def export_saved_model(model: ModelLike, path: PathLike, method: MethodLike = "guided_absolute_grad", *,
                        overwrite: bool = False, class_names: Optional[Sequence[str]] = None, seed: int = 0,
-                       variant: Optional[str] = None, precision: Optional[str] = None, **method_options: Any) -> str:
+                       variant: Optional[str] = None, precision: PrecisionLike = None, **method_options: Any) -> str:
     """Write a SavedModel for TF Serving with prediction and saliency signatures (see the module docstring).
 
     Args:
